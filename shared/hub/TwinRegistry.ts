@@ -1,0 +1,36 @@
+import type { Twin, TwinKey } from "../twin/Twin";
+
+/**
+ * The port to IoT Hub's twin service. One production adapter (`iothubTwinRegistry`, over
+ * azure-iothub's Registry) serves both Azure and the local emulator. Errors keep the SDK's
+ * names: branch on `hubErrorKind(err)`, never `instanceof` (the SDK bundles private error classes).
+ */
+export interface TwinRegistry {
+  getTwin(key: TwinKey, options?: { signal?: AbortSignal }): Promise<Twin>;
+  /** Applies a patch (`{tags?, properties: {desired}}`) if the twin's etag is still `etag`. */
+  updateTwin(key: TwinKey, patch: TwinPatch, etag: string, options?: { signal?: AbortSignal }): Promise<Twin>;
+}
+
+export interface TwinPatch {
+  tags?: Record<string, unknown>;
+  properties?: { desired?: Record<string, unknown> };
+}
+
+export type HubErrorKind = "etagMismatch" | "throttled" | "notFound" | "other";
+
+/** Classifies an azure-iothub error by its `name` (412, 429, 404). */
+export function hubErrorKind(error: unknown): HubErrorKind {
+  const name = typeof error === "object" && error !== null && "name" in error ? String((error as { name: unknown }).name) : "";
+  switch (name) {
+    case "InvalidEtagError":
+    case "PreconditionFailedError":
+      return "etagMismatch";
+    case "ThrottlingError":
+      return "throttled";
+    case "DeviceNotFoundError":
+    case "ModuleNotFoundError":
+      return "notFound";
+    default:
+      return "other";
+  }
+}

@@ -1,0 +1,27 @@
+import type { JsonObject } from "./json";
+
+/**
+ * A device or module twin as IoT Hub serves it (GET /twins/{id}) and as we keep it.
+ * `desired` and `reported` include their `$metadata` and `$version`.
+ */
+export interface Twin {
+  deviceId: string;
+  /** null for a device twin; module twins are twins of their own. */
+  moduleId: string | null;
+  /** Twin version: rises on every change (tags, desired, reported). */
+  version: number;
+  etag?: string | undefined;
+  tags: JsonObject;
+  desired: JsonObject;
+  reported: JsonObject;
+}
+
+/** Identifies one twin: a device, or a module of a device. */
+export interface TwinKey {
+  deviceId: string;
+  moduleId: string | null;
+}
+
+export function twinKeyString(key: TwinKey): string {
+  return key.moduleId === null ? key.deviceId : `${key.deviceId}/${key.moduleId}`;
+}
