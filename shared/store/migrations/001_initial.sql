@@ -47,6 +47,9 @@ CREATE TABLE property_records (
   desired_since    timestamptz NOT NULL,
   state_since      timestamptz NOT NULL,
   stale_at         timestamptz NOT NULL,
+  -- re-push bookkeeping (the repushStaleDesired timer): reset when desired changes or the record complies
+  attempts         integer     NOT NULL DEFAULT 0,
+  next_attempt_at  timestamptz,
   updated_at       timestamptz NOT NULL,
   PRIMARY KEY (device_id, module_id, path)
 );
