@@ -17,11 +17,14 @@ CREATE TABLE twins (
 );
 
 -- One row per twin for reports: its worst state at the last evaluation, counts by state, a copy of its tags.
+-- stale_at = the earliest stale_at of its pending records (NULL when none): from then on the device is
+-- at least 'stale' (effective state = 'stale' when stale_at <= now and state ranks below stale).
 CREATE TABLE devices (
   device_id      text        NOT NULL,
   module_id      text        NOT NULL DEFAULT '',
   state          text        NOT NULL,
   state_since    timestamptz NOT NULL,
+  stale_at       timestamptz,
   counts         jsonb       NOT NULL DEFAULT '{}'::jsonb,
   tags           jsonb       NOT NULL DEFAULT '{}'::jsonb,
   resync_needed  boolean     NOT NULL DEFAULT false,
