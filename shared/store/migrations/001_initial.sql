@@ -50,6 +50,7 @@ CREATE TABLE property_records (
   desired_since    timestamptz NOT NULL,
   state_since      timestamptz NOT NULL,
   stale_at         timestamptz NOT NULL,
+  repush_drift     boolean     NOT NULL DEFAULT true,
   -- re-push bookkeeping (the repushStaleDesired timer): reset when desired changes or the record complies
   attempts         integer     NOT NULL DEFAULT 0,
   next_attempt_at  timestamptz,

@@ -1,0 +1,287 @@
+import { z } from "zod";
+import { COMPLIANCE_STATES, COMPARE_MODES, type ComplianceState } from "../compliance/ComplianceState";
+import type { PropertyRecord, Transition } from "../compliance/PropertyRecord";
+import type { DeviceSummary } from "../compliance/summarizeDevice";
+import type { DeadLetter } from "../events/decodeTwinChanges";
+import type { Json, JsonObject } from "../twin/json";
+import type { Twin, TwinKey } from "../twin/Twin";
+import type { Queryable } from "./Database";
+
+/** What the store holds about one twin: its stored copy, current records and device row. */
+export interface StoredTwinState {
+  twin: Twin;
+  resyncNeeded: boolean;
+  records: Map<string, PropertyRecord>;
+  device: { state: ComplianceState; stateSince: string } | undefined;
+}
+
+export interface DeviceRow extends DeviceSummary {
+  key: TwinKey;
+  tags: JsonObject;
+  resyncNeeded: boolean;
+}
+
+/** Everything one batch writes, in one transaction. */
+export interface BatchWrite {
+  at: string;
+  twins: Array<{ twin: Twin; resyncNeeded: boolean }>;
+  records: Array<{ key: TwinKey; record: PropertyRecord }>;
+  removed: Array<{ key: TwinKey; path: string }>;
+  history: Array<{ key: TwinKey; transition: Transition; detail?: Json }>;
+  devices: DeviceRow[];
+  deadLetters: DeadLetter[];
+}
+
+const json = z.custom<Json>(() => true);
+const time = z.coerce.date().transform((d) => d.toISOString());
+const twinRow = z.object({
+  device_id: z.string(),
+  module_id: z.string(),
+  version: z.coerce.number(),
+  etag: z.string().nullable(),
+  tags: json,
+  desired: json,
+  reported: json,
+  resync_needed: z.boolean(),
+  device_state: z.enum(COMPLIANCE_STATES).nullable(),
+  device_state_since: time.nullable(),
+});
+const recordRow = z.object({
+  device_id: z.string(),
+  module_id: z.string(),
+  path: z.string(),
+  reported_path: z.string(),
+  compare: z.enum(COMPARE_MODES).exclude(["ignore"]),
+  state: z.enum(COMPLIANCE_STATES),
+  desired: json,
+  reported: json.nullable(),
+  desired_version: z.coerce.number(),
+  desired_since: time,
+  state_since: time,
+  stale_at: time,
+  repush_drift: z.boolean(),
+});
+
+export function keyString(deviceId: string, moduleId: string | null): string {
+  return moduleId ? `${deviceId}\u0000${moduleId}` : deviceId;
+}
+
+const keysJson = (keys: readonly TwinKey[]): string => JSON.stringify(keys.map((k) => ({ device_id: k.deviceId, module_id: k.moduleId ?? "" })));
+
+/** Loads the stored twins, records and device rows of `keys` (two queries whatever the count). */
+export async function loadTwinStates(db: Queryable, keys: readonly TwinKey[]): Promise<Map<string, StoredTwinState>> {
+  const states = new Map<string, StoredTwinState>();
+  if (keys.length === 0) return states;
+  const param = keysJson(keys);
+  const twins = await db.query(
+    `SELECT t.device_id, t.module_id, t.version, t.etag, t.tags, t.desired, t.reported, t.resync_needed,
+            d.state AS device_state, d.state_since AS device_state_since
+       FROM jsonb_to_recordset($1::jsonb) AS k(device_id text, module_id text)
+       JOIN twins t ON t.device_id = k.device_id AND t.module_id = k.module_id
+       LEFT JOIN devices d ON d.device_id = t.device_id AND d.module_id = t.module_id`,
+    [param],
+  );
+  for (const raw of twins.rows) {
+    const row = twinRow.parse(raw);
+    const moduleId = row.module_id === "" ? null : row.module_id;
+    states.set(keyString(row.device_id, moduleId), {
+      twin: {
+        deviceId: row.device_id,
+        moduleId,
+        version: row.version,
+        etag: row.etag ?? undefined,
+        tags: row.tags as JsonObject,
+        desired: row.desired as JsonObject,
+        reported: row.reported as JsonObject,
+      },
+      resyncNeeded: row.resync_needed,
+      records: new Map(),
+      device: row.device_state && row.device_state_since ? { state: row.device_state, stateSince: row.device_state_since } : undefined,
+    });
+  }
+  const records = await db.query(
+    `SELECT p.device_id, p.module_id, p.path, p.reported_path, p.compare, p.state, p.desired, p.reported,
+            p.desired_version, p.desired_since, p.state_since, p.stale_at, p.repush_drift
+       FROM jsonb_to_recordset($1::jsonb) AS k(device_id text, module_id text)
+       JOIN property_records p ON p.device_id = k.device_id AND p.module_id = k.module_id`,
+    [param],
+  );
+  for (const raw of records.rows) {
+    const row = recordRow.parse(raw);
+    const state = states.get(keyString(row.device_id, row.module_id === "" ? null : row.module_id));
+    state?.records.set(row.path, toRecord(row));
+  }
+  return states;
+}
+
+function toRecord(row: z.infer<typeof recordRow>): PropertyRecord {
+  return {
+    path: row.path,
+    reportedPath: row.reported_path,
+    compare: row.compare,
+    state: row.state,
+    desired: row.desired,
+    reported: row.reported === null ? undefined : row.reported,
+    desiredVersion: row.desired_version,
+    desiredSince: row.desired_since,
+    stateSince: row.state_since,
+    staleAt: row.stale_at,
+    repushDrift: row.repush_drift,
+  };
+}
+
+/**
+ * Writes one batch: set-based statements (one per table), so a batch costs the same few round
+ * trips whatever its size. Call inside a transaction. A stored twin never goes back in version.
+ */
+export async function writeBatch(tx: Queryable, batch: BatchWrite): Promise<void> {
+  const { at } = batch;
+  if (batch.twins.length > 0) {
+    await tx.query(
+      `INSERT INTO twins (device_id, module_id, version, etag, tags, desired, reported, resync_needed, updated_at)
+       SELECT r.device_id, r.module_id, r.version, r.etag, r.tags, r.desired, r.reported, r.resync_needed, $2::timestamptz
+         FROM jsonb_to_recordset($1::jsonb) AS r(device_id text, module_id text, version bigint, etag text,
+              tags jsonb, desired jsonb, reported jsonb, resync_needed boolean)
+       ON CONFLICT (device_id, module_id) DO UPDATE SET
+         version = EXCLUDED.version, etag = EXCLUDED.etag, tags = EXCLUDED.tags, desired = EXCLUDED.desired,
+         reported = EXCLUDED.reported, resync_needed = EXCLUDED.resync_needed, updated_at = EXCLUDED.updated_at
+       WHERE twins.version <= EXCLUDED.version`,
+      [
+        JSON.stringify(
+          batch.twins.map(({ twin, resyncNeeded }) => ({
+            device_id: twin.deviceId,
+            module_id: twin.moduleId ?? "",
+            version: twin.version,
+            etag: twin.etag ?? null,
+            tags: twin.tags,
+            desired: twin.desired,
+            reported: twin.reported,
+            resync_needed: resyncNeeded,
+          })),
+        ),
+        at,
+      ],
+    );
+  }
+  if (batch.removed.length > 0) {
+    await tx.query(
+      `DELETE FROM property_records p
+         USING jsonb_to_recordset($1::jsonb) AS r(device_id text, module_id text, path text)
+        WHERE p.device_id = r.device_id AND p.module_id = r.module_id AND p.path = r.path`,
+      [JSON.stringify(batch.removed.map(({ key, path }) => ({ device_id: key.deviceId, module_id: key.moduleId ?? "", path })))],
+    );
+  }
+  if (batch.records.length > 0) {
+    await tx.query(
+      `INSERT INTO property_records (device_id, module_id, path, reported_path, compare, state, desired, reported,
+              desired_version, desired_since, state_since, stale_at, repush_drift, updated_at)
+       SELECT r.device_id, r.module_id, r.path, r.reported_path, r.compare, r.state, r.desired, r.reported,
+              r.desired_version, r.desired_since, r.state_since, r.stale_at, r.repush_drift, $2::timestamptz
+         FROM jsonb_to_recordset($1::jsonb) AS r(device_id text, module_id text, path text, reported_path text,
+              compare text, state text, desired jsonb, reported jsonb, desired_version bigint,
+              desired_since timestamptz, state_since timestamptz, stale_at timestamptz, repush_drift boolean)
+       ON CONFLICT (device_id, module_id, path) DO UPDATE SET
+         reported_path = EXCLUDED.reported_path, compare = EXCLUDED.compare, state = EXCLUDED.state,
+         desired = EXCLUDED.desired, reported = EXCLUDED.reported, desired_version = EXCLUDED.desired_version,
+         desired_since = EXCLUDED.desired_since, state_since = EXCLUDED.state_since, stale_at = EXCLUDED.stale_at,
+         repush_drift = EXCLUDED.repush_drift, updated_at = EXCLUDED.updated_at,
+         -- a new desired value, or compliance, starts re-push from scratch
+         attempts = CASE WHEN property_records.desired_version <> EXCLUDED.desired_version OR EXCLUDED.state = 'compliant'
+                         THEN 0 ELSE property_records.attempts END,
+         next_attempt_at = CASE WHEN property_records.desired_version <> EXCLUDED.desired_version OR EXCLUDED.state = 'compliant'
+                         THEN NULL ELSE property_records.next_attempt_at END`,
+      [
+        JSON.stringify(
+          batch.records.map(({ key, record }) => ({
+            device_id: key.deviceId,
+            module_id: key.moduleId ?? "",
+            path: record.path,
+            reported_path: record.reportedPath,
+            compare: record.compare,
+            state: record.state,
+            desired: record.desired,
+            ...(record.reported === undefined ? {} : { reported: record.reported }),
+            desired_version: record.desiredVersion,
+            desired_since: record.desiredSince,
+            state_since: record.stateSince,
+            stale_at: record.staleAt,
+            repush_drift: record.repushDrift,
+          })),
+        ),
+        at,
+      ],
+    );
+  }
+  if (batch.history.length > 0) {
+    await tx.query(
+      `INSERT INTO property_history (device_id, module_id, path, from_state, to_state, cause, at, desired_version, desired, reported, detail)
+       SELECT e->>'device_id', e->>'module_id', e->>'path', e->>'from_state', e->>'to_state', e->>'cause',
+              (e->>'at')::timestamptz, (e->>'desired_version')::bigint, e->'desired', e->'reported', e->'detail'
+         FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS h(e, n)
+        ORDER BY n`,
+      [
+        JSON.stringify(
+          batch.history.map(({ key, transition: t, detail }) => ({
+            device_id: key.deviceId,
+            module_id: key.moduleId ?? "",
+            path: t.path,
+            from_state: t.from,
+            to_state: t.to,
+            cause: t.cause,
+            at: t.at,
+            desired_version: t.desiredVersion,
+            ...(t.desired === undefined ? {} : { desired: t.desired }),
+            ...(t.reported === undefined ? {} : { reported: t.reported }),
+            ...(detail === undefined ? {} : { detail }),
+          })),
+        ),
+      ],
+    );
+  }
+  if (batch.devices.length > 0) {
+    await tx.query(
+      `INSERT INTO devices (device_id, module_id, state, state_since, stale_at, counts, tags, resync_needed, updated_at)
+       SELECT r.device_id, r.module_id, r.state, r.state_since, r.stale_at, r.counts, r.tags, r.resync_needed, $2::timestamptz
+         FROM jsonb_to_recordset($1::jsonb) AS r(device_id text, module_id text, state text, state_since timestamptz,
+              stale_at timestamptz, counts jsonb, tags jsonb, resync_needed boolean)
+       ON CONFLICT (device_id, module_id) DO UPDATE SET
+         state = EXCLUDED.state, state_since = EXCLUDED.state_since, stale_at = EXCLUDED.stale_at, counts = EXCLUDED.counts,
+         tags = EXCLUDED.tags, resync_needed = EXCLUDED.resync_needed, updated_at = EXCLUDED.updated_at`,
+      [
+        JSON.stringify(
+          batch.devices.map((d) => ({
+            device_id: d.key.deviceId,
+            module_id: d.key.moduleId ?? "",
+            state: d.state,
+            state_since: d.stateSince,
+            stale_at: d.staleAt ?? null,
+            counts: d.counts,
+            tags: d.tags,
+            resync_needed: d.resyncNeeded,
+          })),
+        ),
+        at,
+      ],
+    );
+  }
+  if (batch.deadLetters.length > 0) {
+    await tx.query(
+      `INSERT INTO dead_letters (received_at, partition_id, sequence_number, device_id, reason, raw)
+       SELECT $2::timestamptz, e->>'partition_id', (e->>'sequence_number')::bigint, e->>'device_id', e->>'reason', e->'raw'
+         FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS d(e, n)
+        ORDER BY n`,
+      [
+        JSON.stringify(
+          batch.deadLetters.map((d) => ({
+            partition_id: d.partitionId ?? null,
+            sequence_number: d.sequenceNumber ?? null,
+            device_id: d.deviceId ?? null,
+            reason: d.reason,
+            raw: d.raw,
+          })),
+        ),
+        at,
+      ],
+    );
+  }
+}
