@@ -23,3 +23,12 @@ export function worstState(states: Iterable<ComplianceState>): ComplianceState {
 export function emptyStateCounts(): Record<ComplianceState, number> {
   return { compliant: 0, pending: 0, drifted: 0, stale: 0, failed: 0, escalated: 0 };
 }
+
+/**
+ * The state a stored record (or device) has at `now`: stored states are decided at event time, and
+ * a `pending` one whose stale time has come is `stale` (for a device: when its state ranks below stale).
+ */
+export function stateAt(stored: ComplianceState, staleAt: string | undefined, now: string): ComplianceState {
+  if (staleAt === undefined || Date.parse(staleAt) > Date.parse(now)) return stored;
+  return stateRank(stored) < stateRank("stale") && stored !== "compliant" ? "stale" : stored;
+}

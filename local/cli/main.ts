@@ -1,0 +1,79 @@
+import { existsSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { parseTime } from "../../shared/events/decodeTwinChanges";
+import { loadPolicyFile } from "../../shared/loadPolicy";
+import { DEFAULT_POLICY, type Policy } from "../../shared/policy/Policy";
+import type { Database } from "../../shared/store/Database";
+import { migrate } from "../../shared/store/migrate";
+import { openPglite } from "../../shared/store/openPglite";
+import { openPostgres } from "../../shared/store/openPostgres";
+import { redact } from "../../shared/redact";
+import { formatReplayReport, replayFile } from "./replay";
+
+const USAGE = "usage: twin-reconciler replay FILE.jsonl [--policy FILE] [--db DIR|URL] [--now ISO] [--json]";
+
+/** A problem with the arguments: printed as one line, exit code 2. */
+class UsageError extends Error {}
+
+/** The `twin-reconciler` command line. Resolves to the exit code. */
+export async function main(argv: readonly string[], out: (text: string) => void = (t) => process.stdout.write(t), err: (text: string) => void = (t) => process.stderr.write(t)): Promise<number> {
+  let db: Database | undefined;
+  try {
+    const { positionals, values } = parseArgsOrThrow(argv);
+    const [command, file, ...extra] = positionals;
+    if (command !== "replay") throw new UsageError(command ? `unknown command "${command}"; ${USAGE}` : USAGE);
+    if (!file) throw new UsageError(`replay needs a FILE.jsonl; ${USAGE}`);
+    if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"; ${USAGE}`);
+    if (!existsSync(file)) throw new UsageError(`no such file: ${file}`);
+    let now: string | undefined;
+    if (values.now !== undefined) {
+      now = parseTime(values.now);
+      if (!now) throw new UsageError(`--now must be an ISO-8601 time, got "${values.now}"`);
+    }
+    let policy: Policy = DEFAULT_POLICY;
+    if (values.policy !== undefined) {
+      try {
+        policy = loadPolicyFile(values.policy);
+      } catch (error) {
+        throw new UsageError((error as Error).message);
+      }
+    }
+    db = await openDatabase(values.db);
+    const report = await replayFile(file, { db, policy, ...(now ? { now } : {}) });
+    out(values.json ? `${JSON.stringify(report)}\n` : `${formatReplayReport(report)}\n`);
+    return 0;
+  } catch (error) {
+    if (error instanceof UsageError) {
+      err(`twin-reconciler: ${redact(error.message)}\n`);
+      return 2;
+    }
+    err(`twin-reconciler: ${redact((error as Error).message)}\n`);
+    return 1;
+  } finally {
+    await db?.close().catch(() => undefined);
+  }
+}
+
+function parseArgsOrThrow(argv: readonly string[]) {
+  try {
+    return parseArgs({
+      args: [...argv],
+      allowPositionals: true,
+      options: { policy: { type: "string" }, db: { type: "string" }, now: { type: "string" }, json: { type: "boolean", default: false } },
+    });
+  } catch (error) {
+    throw new UsageError(`${(error as Error).message}; ${USAGE}`);
+  }
+}
+
+/** `--db`: a postgres:// URL, a PGlite folder, or (default) an in-memory PGlite. Migrated. */
+async function openDatabase(target: string | undefined): Promise<Database> {
+  const db = target && /^postgres(ql)?:\/\//.test(target) ? openPostgres(target, { max: 2 }) : await openPglite(target);
+  try {
+    await migrate(db);
+  } catch (error) {
+    await db.close().catch(() => undefined);
+    throw error;
+  }
+  return db;
+}

@@ -1,0 +1,145 @@
+import { createReadStream } from "node:fs";
+import { createInterface } from "node:readline";
+import { z } from "zod";
+import { storableJson, type DeadLetter } from "../../shared/events/decodeTwinChanges";
+import { toTriggerInput, type ReceivedEvent } from "../../shared/events/ReceivedEvent";
+import type { Policy } from "../../shared/policy/Policy";
+import { reconcileTwinChanges } from "../../shared/reconcile";
+import type { Database } from "../../shared/store/Database";
+import { writeBatch } from "../../shared/store/complianceStore";
+import { readSnapshot, type Snapshot } from "../../shared/store/readSnapshot";
+import type { JsonObject } from "../../shared/twin/json";
+
+/** One line of a replay file: an Event Hubs event as received. */
+const lineSchema = z.object({
+  body: z.unknown(),
+  properties: z.record(z.string(), z.unknown()).default({}),
+  systemProperties: z.record(z.string(), z.unknown()).default({}),
+  enqueuedTimeUtc: z.string().min(1),
+  sequenceNumber: z.number().int().nonnegative().optional(),
+  offset: z.union([z.string(), z.number()]).optional(),
+  partitionId: z.union([z.string(), z.number()]).default("0"),
+});
+
+export interface ReplayReport {
+  summary: {
+    devices: number;
+    properties: number;
+    byState: Snapshot["byState"];
+    events: { applied: number; duplicates: number; ignored: number; deadLettered: number };
+  };
+  devices: Snapshot["devices"];
+  deadLetters: Array<{ line: number; reason: string }>;
+}
+
+export interface ReplayOptions {
+  db: Database;
+  policy: Policy;
+  /** When staleness is judged (default: now). */
+  now?: string;
+  batchSize?: number;
+}
+
+/**
+ * Feeds a JSONL file of recorded Event Hubs events through the same handler path as the
+ * reconcileTwinChanges function: consecutive lines of one partition form a batch (at most
+ * `batchSize`, default 100), shaped by toTriggerInput exactly as the trigger delivers them.
+ * A line that is not JSON or not an event is a dead letter (1-based line number) and replay goes on.
+ */
+export async function replayFile(file: string, options: ReplayOptions): Promise<ReplayReport> {
+  const batchSize = options.batchSize ?? 100;
+  const events = { applied: 0, duplicates: 0, ignored: 0, deadLettered: 0 };
+  const deadLetters: ReplayReport["deadLetters"] = [];
+  let batch: ReceivedEvent[] = [];
+  let batchLines: number[] = [];
+
+  const flush = async (): Promise<void> => {
+    if (batch.length === 0) return;
+    const { messages, triggerMetadata } = toTriggerInput(batch);
+    const result = await reconcileTwinChanges(messages, triggerMetadata, { db: options.db, policy: options.policy });
+    events.applied += result.applied;
+    events.duplicates += result.duplicates;
+    events.ignored += result.ignored;
+    events.deadLettered += result.deadLettered;
+    for (const { index, reason } of result.deadLetters) deadLetters.push({ line: batchLines[index] ?? 0, reason });
+    batch = [];
+    batchLines = [];
+  };
+  const lineDeadLetter = async (line: number, reason: string, raw: unknown): Promise<void> => {
+    events.deadLettered++;
+    deadLetters.push({ line, reason });
+    const letter: DeadLetter = { index: 0, reason: `line ${line}: ${reason}`, deviceId: undefined, partitionId: undefined, sequenceNumber: undefined, raw: storableJson({ line: raw }) as JsonObject };
+    await options.db.transaction((tx) => writeBatch(tx, { at: new Date().toISOString(), twins: [], records: [], removed: [], history: [], devices: [], deadLetters: [letter] }));
+  };
+
+  const lines = createInterface({ input: createReadStream(file, "utf8"), crlfDelay: Infinity });
+  let lineNumber = 0;
+  for await (const text of lines) {
+    lineNumber++;
+    if (text.trim() === "") continue;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      await lineDeadLetter(lineNumber, "line is not JSON", text);
+      continue;
+    }
+    const line = lineSchema.safeParse(parsed);
+    if (!line.success) {
+      await lineDeadLetter(lineNumber, `line is not an Event Hubs event: ${line.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ")}`, parsed);
+      continue;
+    }
+    const event: ReceivedEvent = {
+      body: line.data.body,
+      properties: line.data.properties,
+      systemProperties: line.data.systemProperties,
+      enqueuedTimeUtc: line.data.enqueuedTimeUtc,
+      sequenceNumber: line.data.sequenceNumber ?? lineNumber,
+      offset: String(line.data.offset ?? lineNumber),
+      partitionId: String(line.data.partitionId),
+    };
+    if (batch.length > 0 && (batch.length >= batchSize || batch[0]?.partitionId !== event.partitionId)) await flush();
+    batch.push(event);
+    batchLines.push(lineNumber);
+  }
+  await flush();
+
+  const snapshot = await readSnapshot(options.db, options.now ?? new Date().toISOString());
+  deadLetters.sort((a, b) => a.line - b.line);
+  return {
+    summary: { devices: snapshot.devices.length, properties: snapshot.properties, byState: snapshot.byState, events },
+    devices: snapshot.devices,
+    deadLetters,
+  };
+}
+
+/** A plain-text rendering of a replay report for a terminal. */
+export function formatReplayReport(report: ReplayReport): string {
+  const { summary } = report;
+  const out: string[] = [];
+  out.push(
+    `${summary.devices} devices, ${summary.properties} properties — ` +
+      Object.entries(summary.byState).map(([state, n]) => `${state} ${n}`).join(", "),
+  );
+  out.push(`events: applied ${summary.events.applied}, duplicates ${summary.events.duplicates}, ignored ${summary.events.ignored}, dead-lettered ${summary.events.deadLettered}`);
+  const rows: string[][] = [["DEVICE", "PROPERTY", "REPORTED AT", "COMPARE", "STATE", "DESIRED", "REPORTED"]];
+  for (const device of report.devices) {
+    const id = device.moduleId ? `${device.deviceId}/${device.moduleId}` : device.deviceId;
+    rows.push([`${id} (${device.state}${device.resyncNeeded ? ", resync needed" : ""})`, "", "", "", "", "", ""]);
+    for (const p of device.properties) {
+      rows.push(["", p.path, p.reportedPath === p.path ? "" : p.reportedPath, p.compare, p.state, short(p.desired), short(p.reported)]);
+    }
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
+  out.push("", ...rows.map((r) => r.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join("  ").trimEnd()));
+  if (report.deadLetters.length > 0) {
+    out.push("", "dead letters:", ...report.deadLetters.map((d) => `  line ${d.line}: ${d.reason}`));
+  }
+  return out.join("\n");
+}
+
+function short(value: unknown): string {
+  if (value === null || value === undefined) return "—";
+  const text = JSON.stringify(value);
+  return text.length > 40 ? `${text.slice(0, 37)}...` : text;
+}

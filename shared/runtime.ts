@@ -1,0 +1,45 @@
+import { loadConfig, type Config } from "./config";
+import type { TwinRegistry } from "./hub/TwinRegistry";
+import { createTwinRegistry } from "./hub/createTwinRegistry";
+import { loadPolicy } from "./loadPolicy";
+import type { Policy } from "./policy/Policy";
+import type { Database } from "./store/Database";
+import { openStore } from "./store/openStore";
+
+/** What every function needs, built once per process from the app settings. */
+export interface Runtime {
+  config: Config;
+  db: Database;
+  policy: Policy;
+  /** IoT Hub (rate-limited), or undefined when none is configured. */
+  registry: TwinRegistry | undefined;
+}
+
+let runtime: Promise<Runtime> | undefined;
+
+/**
+ * The process-wide runtime, created on first use. A failure (bad setting, store unreachable) is
+ * thrown to the caller — so a trigger's retry policy re-delivers — and retried on the next call.
+ */
+export function getRuntime(env: Record<string, string | undefined> = process.env): Promise<Runtime> {
+  runtime ??= createRuntime(env).catch((error: unknown) => {
+    runtime = undefined;
+    throw error;
+  });
+  return runtime;
+}
+
+/** Closes the store and forgets the runtime (local host shutdown, tests). */
+export async function closeRuntime(): Promise<void> {
+  const current = runtime;
+  runtime = undefined;
+  if (current) await (await current.catch(() => undefined))?.db.close();
+}
+
+async function createRuntime(env: Record<string, string | undefined>): Promise<Runtime> {
+  const config = loadConfig(env);
+  const policy = loadPolicy(config.policy);
+  const registry = createTwinRegistry(config) ?? undefined;
+  const db = await openStore(config);
+  return { config, db, policy, registry };
+}

@@ -1,0 +1,31 @@
+import { mergePatch } from "../../shared/twin/mergePatch";
+
+describe("mergePatch", () => {
+  const cases: Array<[string, object, object, object]> = [
+    ["adds a new key", { a: 1 }, { b: 2 }, { a: 1, b: 2 }],
+    ["overwrites a value", { a: 1 }, { a: 2 }, { a: 2 }],
+    ["deletes a key set to null", { a: 1, b: 2 }, { b: null }, { a: 1 }],
+    ["merges nested objects, keeping untouched keys", { c: { min: 1, max: 2 } }, { c: { max: 3 } }, { c: { min: 1, max: 3 } }],
+    ["replaces arrays whole", { list: [1, 2, 3] }, { list: [4] }, { list: [4] }],
+    ["replaces a value by an object", { a: 1 }, { a: { b: 1 } }, { a: { b: 1 } }],
+    ["deletes a nested key", { c: { wifi: { ssid: "x" }, climate: { t: 1 } } }, { c: { wifi: null } }, { c: { climate: { t: 1 } } }],
+    ["keeps the section $version from the patch", { a: 1, $version: 3 }, { a: 2, $version: 4 }, { a: 2, $version: 4 }],
+    [
+      "merges $metadata and drops the metadata of a deleted key",
+      { a: 1, b: 2, $metadata: { $lastUpdated: "t1", a: { $lastUpdated: "t1" }, b: { $lastUpdated: "t1" } } },
+      { b: null, $metadata: { $lastUpdated: "t2" } },
+      { a: 1, $metadata: { $lastUpdated: "t2", a: { $lastUpdated: "t1" } } },
+    ],
+  ];
+  test.each(cases)("%s", (_name, target, patch, expected) => {
+    expect(mergePatch(target as never, patch as never)).toEqual(expected);
+  });
+
+  test("does not mutate its inputs", () => {
+    const target = { c: { min: 1 } };
+    const patch = { c: { max: 2 } };
+    mergePatch(target, patch);
+    expect(target).toEqual({ c: { min: 1 } });
+    expect(patch).toEqual({ c: { max: 2 } });
+  });
+});
