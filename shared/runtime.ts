@@ -39,6 +39,7 @@ export async function closeRuntime(): Promise<void> {
 async function createRuntime(env: Record<string, string | undefined>): Promise<Runtime> {
   const config = loadConfig(env);
   const policy = loadPolicy(config.policy);
+  // Rate-limited by one bucket per process: resyncs and re-pushes share HUB_TWIN_OPS_PER_SECOND.
   const registry = createTwinRegistry(config) ?? undefined;
   const db = await openStore(config);
   return { config, db, policy, registry };

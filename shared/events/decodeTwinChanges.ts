@@ -200,7 +200,7 @@ function storableString(text: string): boolean {
 export function storableJson(value: unknown, depth = 0): Json {
   if (depth > MAX_DEPTH) return "[truncated: nested too deep]";
   if (value === null || value === undefined) return null;
-  if (typeof value === "string") return value.replace(/\u0000/g, "\\u0000").toWellFormed();
+  if (typeof value === "string") return value.replaceAll("\u0000", "\\u0000").toWellFormed();
   if (typeof value === "number") return Number.isFinite(value) ? value : String(value);
   if (typeof value === "boolean") return value;
   if (typeof value === "bigint") return value.toString();

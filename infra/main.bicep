@@ -1,0 +1,387 @@
+// Twin Reconciler in Azure: IoT Hub routes twin-change events to an Event Hub; a Flex Consumption
+// Function App (user-assigned identity) reconciles them into Azure Database for PostgreSQL (Entra
+// auth only), re-pushes stale desired properties through the IoT Hub service API, and serves the
+// compliance reports. Every connection is identity-based: no keys, connection strings or passwords.
+//
+//   az deployment group create -g <rg> -f infra/main.bicep -p infra/main.parameters.json
+//
+// The app settings below are exactly what shared/config.ts reads (minus its local-only settings)
+// plus the Functions host's own; test/infra/infraMatchesCode.test.ts keeps the two in step.
+
+targetScope = 'resourceGroup'
+
+@description('Short name of this deployment (e.g. prod, dev). Seeds the unique resource names.')
+@minLength(1)
+@maxLength(16)
+param environmentName string
+
+@description('Region of every resource. Flex Consumption must be available there (az functionapp list-flexconsumption-locations).')
+param location string = resourceGroup().location
+
+@description('Tags for every resource.')
+param tags object = {}
+
+@description('Node.js version of the Function App.')
+@allowed([
+  '20'
+  '22'
+])
+param nodeVersion string = '20'
+
+@description('Memory of each Flex Consumption instance, in MB.')
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int = 2048
+
+@description('Most Flex Consumption instances the app scales out to. Event Hub scale-out is bounded by the partition count anyway.')
+@minValue(1)
+@maxValue(1000)
+param maximumInstanceCount int = 40
+
+@description('Partitions of the twin-changes event hub (the reconcile function scales out to at most this many instances).')
+@minValue(1)
+@maxValue(32)
+param eventHubPartitionCount int = 4
+
+@description('Days the twin-changes event hub keeps events (a new consumer group starts from the oldest one).')
+@minValue(1)
+@maxValue(7)
+param eventHubRetentionDays int = 1
+
+@description('IoT Hub units (S1: 400,000 messages/day, 100 twin reads/s and 50 twin updates/s per hub).')
+@minValue(1)
+@maxValue(200)
+param iotHubUnits int = 1
+
+@description('PostgreSQL Flexible Server compute SKU.')
+param postgresSkuName string = 'Standard_B1ms'
+
+@description('PostgreSQL Flexible Server tier of that SKU.')
+@allowed([
+  'Burstable'
+  'GeneralPurpose'
+  'MemoryOptimized'
+])
+param postgresTier string = 'Burstable'
+
+@description('PostgreSQL major version.')
+@allowed([
+  '15'
+  '16'
+  '17'
+])
+param postgresVersion string = '16'
+
+@description('PostgreSQL storage, in GB.')
+param postgresStorageSizeGB int = 32
+
+@description('Name of the application database.')
+param postgresDatabaseName string = 'twin_reconciler'
+
+@description('Optional: object ID of a person or group who operates the system: PostgreSQL Entra admin, IoT Hub Registry Contributor and Twin Contributor (create devices, set desired properties with `--auth-type login`). Empty: none.')
+param operatorPrincipalId string = ''
+
+@description('Display name (user principal name or group name) of operatorPrincipalId; PostgreSQL needs it for the Entra admin.')
+param operatorPrincipalName string = ''
+
+@description('Kind of operatorPrincipalId.')
+@allowed([
+  'User'
+  'Group'
+])
+param operatorPrincipalType string = 'User'
+
+@description('Token-bucket rate shared by every twin read and update the app makes (S1 allows 100 reads/s and 50 updates/s per hub, shared with every other client).')
+param hubTwinOpsPerSecond int = 10
+
+@description('NCRONTAB schedule (6 fields) of the re-push timer.')
+param repushSchedule string = '0 * * * * *'
+
+@description('Most devices re-pushed per timer run.')
+param repushMaxDevicesPerRun int = 100
+
+@description('First re-push back-off (e.g. 2m, PT2M).')
+param repushBackoffBase string = '2m'
+
+@description('Longest re-push back-off.')
+param repushBackoffCap string = '1h'
+
+@description('Re-pushes before a property is escalated.')
+param repushMaxAttempts int = 5
+
+@description('Decide re-pushes but never write twins.')
+param repushDryRun bool = false
+
+@description('How long a timer run holds its claim on a device.')
+param repushLease string = '5m'
+
+@description('Compliance policy file inside the deployed package (relative to the app root). Empty: POLICY_JSON or the default policy.')
+param policyPath string = ''
+
+@description('Compliance policy as inline JSON. Empty: POLICY_PATH or the default policy. Set at most one of the two.')
+param policyJson string = ''
+
+var resourceToken = toLower(uniqueString(subscription().id, resourceGroup().id, environmentName))
+var functionAppName = 'func-twinrec-${resourceToken}'
+var deploymentContainerName = 'app-package'
+var twinEventsHubName = 'twin-changes'
+var twinEventsConsumerGroup = 'twin-reconciler'
+
+// ---------------------------------------------------------------------------------------------
+// Identities: one for the app (every data-plane call it makes), one for IoT Hub (sending routed
+// events). A user-assigned identity for IoT Hub can hold its Event Hubs role *before* the hub is
+// created, so IoT Hub's endpoint validation at creation succeeds.
+// ---------------------------------------------------------------------------------------------
+module appIdentity 'br/public:avm/res/managed-identity/user-assigned-identity:0.4.1' = {
+  name: 'appIdentity'
+  params: {
+    name: 'id-twinrec-app-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module iotHubIdentity 'br/public:avm/res/managed-identity/user-assigned-identity:0.4.1' = {
+  name: 'iotHubIdentity'
+  params: {
+    name: 'id-twinrec-iothub-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Monitoring: Application Insights on Log Analytics, local (key) auth disabled: the app sends
+// telemetry with its identity (APPLICATIONINSIGHTS_AUTHENTICATION_STRING).
+// ---------------------------------------------------------------------------------------------
+module logAnalytics 'br/public:avm/res/operational-insights/workspace:0.7.0' = {
+  name: 'logAnalytics'
+  params: {
+    name: 'log-twinrec-${resourceToken}'
+    location: location
+    tags: tags
+    dataRetention: 30
+  }
+}
+
+module appInsights 'br/public:avm/res/insights/component:0.4.1' = {
+  name: 'appInsights'
+  params: {
+    name: 'appi-twinrec-${resourceToken}'
+    location: location
+    tags: tags
+    workspaceResourceId: logAnalytics.outputs.resourceId
+    kind: 'web'
+    applicationType: 'web'
+    disableLocalAuth: true
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Storage for the Functions host (leases, Event Hubs checkpoints, diagnostics) and the Flex
+// Consumption deployment package. Shared-key access is disabled: identity only.
+// ---------------------------------------------------------------------------------------------
+module storage 'br/public:avm/res/storage/storage-account:0.13.2' = {
+  name: 'storage'
+  params: {
+    name: 'sttwinrec${resourceToken}'
+    location: location
+    tags: tags
+    kind: 'StorageV2'
+    skuName: 'Standard_LRS'
+    allowBlobPublicAccess: false
+    allowSharedKeyAccess: false
+    minimumTlsVersion: 'TLS1_2'
+    publicNetworkAccess: 'Enabled'
+    networkAcls: {
+      defaultAction: 'Allow'
+      bypass: 'AzureServices'
+    }
+    blobServices: {
+      containers: [
+        {
+          name: deploymentContainerName
+        }
+      ]
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Event Hubs: the twin-changes hub, the app's consumer group, and the two data-plane roles
+// (IoT Hub's identity sends, the app's identity receives), both scoped to the one event hub.
+// ---------------------------------------------------------------------------------------------
+module eventHubs './modules/eventHubs.bicep' = {
+  name: 'eventHubs'
+  params: {
+    namespaceName: 'evhns-twinrec-${resourceToken}'
+    location: location
+    tags: tags
+    eventHubName: twinEventsHubName
+    consumerGroupName: twinEventsConsumerGroup
+    partitionCount: eventHubPartitionCount
+    retentionDays: eventHubRetentionDays
+    senderPrincipalId: iotHubIdentity.outputs.principalId
+    receiverPrincipalId: appIdentity.outputs.principalId
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// IoT Hub: route TwinChangeEvents to the event hub (identity-based endpoint), keep the fallback
+// route so device telemetry still reaches the built-in endpoint; the app may read and write twins.
+// ---------------------------------------------------------------------------------------------
+module iotHub './modules/iotHub.bicep' = {
+  name: 'iotHub'
+  params: {
+    name: 'iot-twinrec-${resourceToken}'
+    location: location
+    tags: tags
+    units: iotHubUnits
+    identityResourceId: iotHubIdentity.outputs.resourceId
+    eventHubsNamespaceHostName: eventHubs.outputs.fullyQualifiedNamespace
+    eventHubName: eventHubs.outputs.eventHubName
+    twinContributorPrincipalId: appIdentity.outputs.principalId
+    operatorPrincipalId: operatorPrincipalId
+    operatorPrincipalType: operatorPrincipalType
+  }
+  // The route's endpoint is validated when the hub is created: the sender role must exist first.
+  dependsOn: [
+    eventHubs
+  ]
+}
+
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL: Entra authentication only; the app's identity is an Entra admin (it applies the
+// schema migrations at start-up).
+// ---------------------------------------------------------------------------------------------
+module postgres './modules/postgres.bicep' = {
+  name: 'postgres'
+  params: {
+    name: 'psql-twinrec-${resourceToken}'
+    location: location
+    tags: tags
+    skuName: postgresSkuName
+    tier: postgresTier
+    version: postgresVersion
+    storageSizeGB: postgresStorageSizeGB
+    databaseName: postgresDatabaseName
+    appPrincipalId: appIdentity.outputs.principalId
+    appPrincipalName: appIdentity.outputs.name
+    operatorPrincipalId: operatorPrincipalId
+    operatorPrincipalName: operatorPrincipalName
+    operatorPrincipalType: operatorPrincipalType
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The Functions host's roles on its storage account and Application Insights.
+// ---------------------------------------------------------------------------------------------
+module hostRoles './modules/hostRoles.bicep' = {
+  name: 'hostRoles'
+  params: {
+    storageAccountName: storage.outputs.name
+    appInsightsName: appInsights.outputs.name
+    principalId: appIdentity.outputs.principalId
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The Function App (Flex Consumption, Node). App settings: identity-based connections only.
+// ---------------------------------------------------------------------------------------------
+module functionApp './modules/functionApp.bicep' = {
+  name: 'functionApp'
+  params: {
+    name: functionAppName
+    planName: 'plan-twinrec-${resourceToken}'
+    location: location
+    tags: tags
+    nodeVersion: nodeVersion
+    instanceMemoryMB: instanceMemoryMB
+    maximumInstanceCount: maximumInstanceCount
+    identityResourceId: appIdentity.outputs.resourceId
+    storageAccountName: storage.outputs.name
+    deploymentContainerName: deploymentContainerName
+    appSettings: [
+      // Functions host storage through the user-assigned identity (the account has no shared keys).
+      { name: 'AzureWebJobsStorage__accountName', value: storage.outputs.name }
+      { name: 'AzureWebJobsStorage__credential', value: 'managedidentity' }
+      { name: 'AzureWebJobsStorage__clientId', value: appIdentity.outputs.clientId }
+      // Application Insights: the connection string names the resource (it is not a secret; local
+      // auth is disabled), the authentication string makes the host send telemetry as the identity.
+      { name: 'APPLICATIONINSIGHTS_CONNECTION_STRING', value: appInsights.outputs.connectionString }
+      { name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING', value: 'Authorization=AAD;ClientId=${appIdentity.outputs.clientId}' }
+      // The Event Hub trigger's connection "TwinEvents", identity-based.
+      { name: 'TwinEvents__fullyQualifiedNamespace', value: eventHubs.outputs.fullyQualifiedNamespace }
+      { name: 'TwinEvents__credential', value: 'managedidentity' }
+      { name: 'TwinEvents__clientId', value: appIdentity.outputs.clientId }
+      { name: 'TWIN_EVENTS_HUB_NAME', value: eventHubs.outputs.eventHubName }
+      { name: 'TWIN_EVENTS_CONSUMER_GROUP', value: eventHubs.outputs.consumerGroupName }
+      // DefaultAzureCredential picks the user-assigned identity by this client ID.
+      { name: 'AZURE_CLIENT_ID', value: appIdentity.outputs.clientId }
+      // Store: Azure Database for PostgreSQL with an Entra access token as the password.
+      { name: 'POSTGRES_HOST', value: postgres.outputs.hostName }
+      { name: 'POSTGRES_PORT', value: '5432' }
+      { name: 'POSTGRES_DATABASE', value: postgres.outputs.databaseName }
+      { name: 'POSTGRES_USER', value: appIdentity.outputs.name }
+      // IoT Hub service API through the identity (IoT Hub Twin Contributor).
+      { name: 'IOTHUB_HOST_NAME', value: iotHub.outputs.hostName }
+      { name: 'HUB_TWIN_OPS_PER_SECOND', value: string(hubTwinOpsPerSecond) }
+      { name: 'POLICY_PATH', value: policyPath }
+      { name: 'POLICY_JSON', value: policyJson }
+      // Re-push timer.
+      { name: 'REPUSH_SCHEDULE', value: repushSchedule }
+      { name: 'REPUSH_MAX_DEVICES_PER_RUN', value: string(repushMaxDevicesPerRun) }
+      { name: 'REPUSH_BACKOFF_BASE', value: repushBackoffBase }
+      { name: 'REPUSH_BACKOFF_CAP', value: repushBackoffCap }
+      { name: 'REPUSH_MAX_ATTEMPTS', value: string(repushMaxAttempts) }
+      { name: 'REPUSH_DRY_RUN', value: string(repushDryRun) }
+      { name: 'REPUSH_LEASE', value: repushLease }
+    ]
+  }
+  // The host starts as soon as the site exists: give it its storage roles first.
+  dependsOn: [
+    hostRoles
+  ]
+}
+
+@description('Name of the Function App: `func azure functionapp publish <this>`.')
+output functionAppName string = functionApp.outputs.name
+
+@description('Default host name of the Function App.')
+output functionAppHostName string = functionApp.outputs.defaultHostName
+
+@description('Base URL of the compliance API (append e.g. /compliance/summary?code=<function key>).')
+output complianceApiUrl string = 'https://${functionApp.outputs.defaultHostName}/api'
+
+@description('IoT Hub name (az iot hub device-identity create --hub-name <this> …).')
+output iotHubName string = iotHub.outputs.name
+
+@description('IoT Hub host name: IOTHUB_HOST_NAME, and the HostName of device connection strings.')
+output IOTHUB_HOST_NAME string = iotHub.outputs.hostName
+
+@description('Event Hubs namespace host name: TwinEvents__fullyQualifiedNamespace.')
+output TwinEvents__fullyQualifiedNamespace string = eventHubs.outputs.fullyQualifiedNamespace
+
+@description('Event hub the twin-change route feeds.')
+output TWIN_EVENTS_HUB_NAME string = eventHubs.outputs.eventHubName
+
+@description('Consumer group of the reconcile function.')
+output TWIN_EVENTS_CONSUMER_GROUP string = eventHubs.outputs.consumerGroupName
+
+@description('PostgreSQL host name.')
+output POSTGRES_HOST string = postgres.outputs.hostName
+
+@description('PostgreSQL database name.')
+output POSTGRES_DATABASE string = postgres.outputs.databaseName
+
+@description('PostgreSQL Entra principal the app signs in as (the app identity\'s name).')
+output POSTGRES_USER string = appIdentity.outputs.name
+
+@description('Client ID of the app\'s user-assigned identity (AZURE_CLIENT_ID).')
+output AZURE_CLIENT_ID string = appIdentity.outputs.clientId
+
+@description('Application Insights resource name.')
+output appInsightsName string = appInsights.outputs.name

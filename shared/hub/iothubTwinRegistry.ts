@@ -1,0 +1,109 @@
+import { isJsonObject, type JsonObject } from "../twin/json";
+import type { Twin, TwinKey } from "../twin/Twin";
+import { twinKeyString } from "../twin/Twin";
+import { redact } from "../redact";
+import type { TwinPatch, TwinRegistry } from "./TwinRegistry";
+
+/** What azure-iothub's twin calls resolve to: `{ responseBody: Twin }` (the SDK's Twin class, or its JSON). */
+interface SdkTwinResult {
+  responseBody: unknown;
+}
+
+/** The four twin calls of azure-iothub's `Registry` the adapter uses; a `Registry` satisfies it. */
+export interface RegistryTwinClient {
+  getTwin(deviceId: string): Promise<SdkTwinResult>;
+  getModuleTwin(deviceId: string, moduleId: string): Promise<SdkTwinResult>;
+  updateTwin(deviceId: string, patch: TwinPatch, etag: string): Promise<SdkTwinResult>;
+  updateModuleTwin(deviceId: string, moduleId: string, patch: TwinPatch, etag: string): Promise<SdkTwinResult>;
+}
+
+/**
+ * An IoT Hub call that failed. `name` is the SDK's error name (`InvalidEtagError`, `ThrottlingError`,
+ * `DeviceNotFoundError`…) so `hubErrorKind` works; the message is redacted and the SDK's response
+ * object (whose request carries the Authorization header) is not kept.
+ */
+export class HubRequestError extends Error {
+  constructor(
+    name: string,
+    message: string,
+    readonly statusCode: number | undefined,
+    /** From a Retry-After header in seconds, when IoT Hub sends one. */
+    readonly retryAfterMs: number | undefined,
+  ) {
+    super(message);
+    this.name = name;
+  }
+}
+
+/** The TwinRegistry port over azure-iothub's Registry (Azure, or the local emulator). */
+export function iothubTwinRegistry(registry: RegistryTwinClient): TwinRegistry {
+  return {
+    async getTwin(key, options = {}) {
+      const call = () => (key.moduleId === null ? registry.getTwin(key.deviceId) : registry.getModuleTwin(key.deviceId, key.moduleId));
+      return toTwin(await guarded(`get twin ${twinKeyString(key)}`, call, options.signal), key);
+    },
+    async updateTwin(key, patch, etag, options = {}) {
+      const call = () =>
+        key.moduleId === null
+          ? registry.updateTwin(key.deviceId, patch, etag)
+          : registry.updateModuleTwin(key.deviceId, key.moduleId, patch, etag);
+      return toTwin(await guarded(`update twin ${twinKeyString(key)}`, call, options.signal), key);
+    },
+  };
+}
+
+async function guarded(what: string, call: () => Promise<SdkTwinResult>, signal: AbortSignal | undefined): Promise<unknown> {
+  signal?.throwIfAborted();
+  try {
+    const pending = call();
+    if (!signal) return (await pending).responseBody;
+    // The SDK cannot cancel a request; an abort stops waiting for it.
+    return (
+      await new Promise<SdkTwinResult>((resolve, reject) => {
+        const onAbort = () => reject(signal.reason);
+        signal.addEventListener("abort", onAbort, { once: true });
+        pending.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+      })
+    ).responseBody;
+  } catch (error) {
+    if (signal?.aborted && error === signal.reason) throw error;
+    throw toHubError(what, error);
+  }
+}
+
+function toHubError(what: string, error: unknown): HubRequestError {
+  const source = typeof error === "object" && error !== null ? (error as { name?: unknown; message?: unknown; response?: unknown }) : {};
+  const name = typeof source.name === "string" && source.name !== "" ? source.name : "Error";
+  const message = typeof source.message === "string" ? source.message : String(error);
+  const response = typeof source.response === "object" && source.response !== null ? (source.response as { statusCode?: unknown; headers?: unknown }) : {};
+  const statusCode = typeof response.statusCode === "number" ? response.statusCode : undefined;
+  const headers = typeof response.headers === "object" && response.headers !== null ? (response.headers as Record<string, unknown>) : {};
+  const retryAfterSeconds = Number(headers["retry-after"]);
+  const retryAfterMs = Number.isFinite(retryAfterSeconds) && retryAfterSeconds >= 0 && headers["retry-after"] !== undefined ? retryAfterSeconds * 1000 : undefined;
+  return new HubRequestError(name, redact(`IoT Hub: ${what} failed: ${name}: ${message}`), statusCode, retryAfterMs);
+}
+
+/** Maps the SDK's twin (`properties.desired`…) to ours. */
+function toTwin(body: unknown, key: TwinKey): Twin {
+  if (!isJsonObject(body)) throw new Error(`IoT Hub returned no twin for ${twinKeyString(key)}`);
+  const version = body["version"];
+  if (typeof version !== "number") throw new Error(`IoT Hub returned a twin without a version for ${twinKeyString(key)}`);
+  const properties = isJsonObject(body["properties"]) ? body["properties"] : {};
+  const etag = body["etag"];
+  const moduleId = body["moduleId"];
+  return {
+    deviceId: typeof body["deviceId"] === "string" ? body["deviceId"] : key.deviceId,
+    moduleId: typeof moduleId === "string" && moduleId !== "" ? moduleId : key.moduleId,
+    version,
+    // The SDK's Twin puts '*' (match any) where the service sent no etag: never hand that on as a real etag.
+    etag: typeof etag === "string" && etag !== "*" ? etag : undefined,
+    tags: plain(body["tags"]),
+    desired: plain(properties["desired"]),
+    reported: plain(properties["reported"]),
+  };
+}
+
+/** A JSON copy: drops the SDK's class instances and anything that isn't JSON. */
+function plain(value: unknown): JsonObject {
+  return isJsonObject(value) ? (JSON.parse(JSON.stringify(value)) as JsonObject) : {};
+}
