@@ -1,3 +1,4 @@
+import isDeepEqual from "fast-deep-equal";
 import { evaluateCompliance } from "./compliance/evaluateCompliance";
 import type { PropertyRecord } from "./compliance/PropertyRecord";
 import type { TransitionCause } from "./compliance/ComplianceState";
@@ -71,7 +72,8 @@ export async function reconcileTwinChanges(messages: unknown, triggerMetadata: u
     write.history.push(...outcome.transitions.map((transition) => ({ key: twinKey, transition })));
     result.transitions += outcome.transitions.length;
     const summary = summarizeDevice(state.records.values(), state.device, lastTime);
-    write.devices.push({ key: twinKey, ...summary, tags: state.twin.tags, resyncNeeded: state.resyncNeeded });
+    const device = { ...summary, tags: state.twin.tags, resyncNeeded: state.resyncNeeded };
+    if (!isDeepEqual(device, state.storedDevice)) write.devices.push({ key: twinKey, ...device });
   }
 
   await deps.db.transaction((tx) => writeBatch(tx, write));
@@ -132,7 +134,7 @@ async function reconcileTwin(
     }
     transitions.push(...evaluation.transitions);
     const device = summarizeDevice(records.values(), state?.device, event.enqueuedTime);
-    state = { twin, resyncNeeded, records, device: { state: device.state, stateSince: device.stateSince } };
+    state = { twin, resyncNeeded, records, device: { state: device.state, stateSince: device.stateSince }, storedDevice: loaded?.storedDevice };
     lastTime = event.enqueuedTime;
   }
   if (!state || lastTime === "") return undefined;

@@ -70,10 +70,10 @@ export function evaluateCompliance(
 
 function evaluateProperty(twin: Twin, property: ResolvedProperty, before: PropertyRecord | undefined, now: string, nowMs: number): PropertyRecord {
   const reported = valueAt(twin.reported, property.reportedSegments);
-  const desiredVersion = desiredVersionAt(twin.desired, property.segments);
+  const metadata = desiredMetadataAt(twin.desired, property.segments);
+  const desiredVersion = metadata.version;
   const sameDesired = before !== undefined && before.desiredVersion === desiredVersion;
-  const desiredSince =
-    lastUpdatedAt(twin.desired, property.segments) ?? (before && sameDesired && deepEqualJson(before.desired, property.desired) ? before.desiredSince : now);
+  const desiredSince = metadata.lastUpdated ?? (before && sameDesired && deepEqualJson(before.desired, property.desired) ? before.desiredSince : now);
   const staleAtMs = Date.parse(desiredSince) + property.staleAfterMs;
 
   const verdict = verdictFor(property, reported, desiredVersion);
@@ -114,28 +114,35 @@ function verdictFor(property: ResolvedProperty, reported: Json | undefined, desi
 
 /** The desired `$lastUpdatedVersion` at the nearest level of `segments` that has one, else the desired `$version`. */
 export function desiredVersionAt(desired: JsonObject, segments: readonly string[]): number {
-  const found = nearestMetadata(desired, segments, "$lastUpdatedVersion");
-  if (typeof found === "number") return found;
-  const version = desired["$version"];
-  return typeof version === "number" ? version : 0;
+  return desiredMetadataAt(desired, segments).version;
 }
 
 /** The desired `$lastUpdated` at the nearest level of `segments` that has one, as ISO-8601. */
 export function lastUpdatedAt(desired: JsonObject, segments: readonly string[]): string | undefined {
-  const found = nearestMetadata(desired, segments, "$lastUpdated");
-  if (typeof found !== "string") return undefined;
-  const ms = Date.parse(found);
-  return Number.isNaN(ms) ? undefined : new Date(ms).toISOString();
+  return desiredMetadataAt(desired, segments).lastUpdated;
 }
 
-function nearestMetadata(desired: JsonObject, segments: readonly string[], field: string): Json | undefined {
-  const metadata = desired["$metadata"];
-  if (!isJsonObject(metadata)) return undefined;
-  for (let depth = segments.length; depth >= 0; depth--) {
-    const node = valueAt(metadata, segments.slice(0, depth));
-    if (isJsonObject(node) && node[field] !== undefined) return node[field];
+/**
+ * Walks desired `$metadata` down `segments` once, keeping the deepest `$lastUpdatedVersion` and
+ * `$lastUpdated` seen (the nearest level that has one); the version falls back to desired `$version`.
+ */
+function desiredMetadataAt(desired: JsonObject, segments: readonly string[]): { version: number; lastUpdated: string | undefined } {
+  const sectionVersion = desired["$version"];
+  let version: number | undefined;
+  let updated: Json | undefined;
+  let node: Json | undefined = desired["$metadata"];
+  for (let depth = 0; isJsonObject(node); depth++) {
+    if (typeof node["$lastUpdatedVersion"] === "number") version = node["$lastUpdatedVersion"];
+    if (typeof node["$lastUpdated"] === "string") updated = node["$lastUpdated"];
+    if (depth === segments.length) break;
+    node = node[segments[depth] as string];
   }
-  return undefined;
+  let lastUpdated: string | undefined;
+  if (typeof updated === "string") {
+    const ms = Date.parse(updated);
+    lastUpdated = Number.isNaN(ms) ? undefined : new Date(ms).toISOString();
+  }
+  return { version: version ?? (typeof sectionVersion === "number" ? sectionVersion : 0), lastUpdated };
 }
 
 function sameRecord(a: PropertyRecord, b: PropertyRecord): boolean {

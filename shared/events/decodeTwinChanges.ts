@@ -33,18 +33,14 @@ const metadataSchema = z
   })
   .passthrough();
 
-const sectionSchema = z.record(z.string(), z.unknown());
-const bodySchema = z
-  .object({
-    version: z.number().int().nonnegative(),
-    etag: z.string().optional(),
-    tags: sectionSchema.optional(),
-    properties: z
-      .object({ desired: sectionSchema.optional(), reported: sectionSchema.optional() })
-      .passthrough()
-      .optional(),
-  })
-  .passthrough();
+// Sections are checked for shape here; their content was already walked by findUnstorable.
+const sectionSchema = z.custom<JsonObject>((value) => isJsonObject(value as Json), { message: "must be a JSON object" });
+const bodySchema = z.object({
+  version: z.number().int().nonnegative(),
+  etag: z.string().optional(),
+  tags: sectionSchema.optional(),
+  properties: z.object({ desired: sectionSchema.optional(), reported: sectionSchema.optional() }).optional(),
+});
 
 const appPropertiesSchema = z
   .object({
@@ -52,8 +48,7 @@ const appPropertiesSchema = z
     moduleId: z.string().min(1).max(128).optional(),
     opType: z.enum(["updateTwin", "replaceTwin"], { message: 'opType must be "updateTwin" or "replaceTwin"' }),
     operationTimestamp: z.string().optional(),
-  })
-  .passthrough();
+  });
 
 /**
  * Decodes the Event Hub trigger's input for `cardinality: 'many'` — the messages array and the
@@ -110,8 +105,6 @@ function decodeOne(message: unknown, properties: Record<string, unknown>, system
 
   const body = parseBody(message);
   if (typeof body === "string") return body;
-  const depth = jsonDepth(body);
-  if (depth > MAX_DEPTH) return `body is nested ${depth} levels deep (a twin allows 10)`;
   const unstorable = findUnstorable(body);
   if (unstorable) return `body ${unstorable}`;
   const parsed = bodySchema.safeParse(body);
@@ -161,33 +154,30 @@ export function parseTime(value: unknown): string | undefined {
   return Number.isNaN(ms) || ms < Date.UTC(2000, 0, 1) || ms > Date.UTC(2200, 0, 1) ? undefined : new Date(ms).toISOString();
 }
 
-/** Depth of nesting, computed without recursion so hostile input cannot overflow the stack. */
-function jsonDepth(value: unknown): number {
-  let max = 0;
-  const stack: Array<[unknown, number]> = [[value, 1]];
-  while (stack.length > 0) {
-    const [node, depth] = stack.pop() as [unknown, number];
-    if (typeof node !== "object" || node === null) continue;
-    if (depth > max) max = depth;
-    if (max > MAX_DEPTH) return max;
-    for (const child of Object.values(node)) stack.push([child, depth + 1]);
-  }
-  return max;
-}
-
 /**
- * PostgreSQL's jsonb cannot hold U+0000 or lone UTF-16 surrogates, and JSON has no undefined,
- * NaN or functions: such a body would fail the whole batch's transaction, so it is refused here.
+ * Walks the body once, without recursion (hostile input cannot overflow the stack), for what would
+ * break the batch: nesting deeper than any twin, and what PostgreSQL's jsonb cannot hold (U+0000,
+ * lone UTF-16 surrogates) or JSON cannot carry (undefined, NaN, functions). Such a body would fail
+ * the whole batch's transaction, so it is refused here with the path where it was found.
  */
-function findUnstorable(value: unknown, path = ""): string | undefined {
-  if (typeof value === "string") return storableString(value) ? undefined : `has a string that PostgreSQL cannot store at ${path || "(root)"}`;
-  if (typeof value === "number") return Number.isFinite(value) ? undefined : `has a non-finite number at ${path || "(root)"}`;
-  if (value === null || typeof value === "boolean") return undefined;
-  if (typeof value !== "object") return `has a ${typeof value} at ${path || "(root)"}, which JSON cannot carry`;
-  for (const [key, child] of Object.entries(value)) {
-    if (!storableString(key)) return `has a key that PostgreSQL cannot store at ${path || "(root)"}`;
-    const found = findUnstorable(child, path ? `${path}.${key}` : key);
-    if (found) return found;
+function findUnstorable(body: unknown): string | undefined {
+  const stack: Array<[unknown, string, number]> = [[body, "", 1]];
+  while (stack.length > 0) {
+    const [node, path, depth] = stack.pop() as [unknown, string, number];
+    const where = path || "(root)";
+    if (typeof node === "string") {
+      if (!storableString(node)) return `has a string that PostgreSQL cannot store at ${where}`;
+    } else if (typeof node === "number") {
+      if (!Number.isFinite(node)) return `has a non-finite number at ${where}`;
+    } else if (typeof node === "object" && node !== null) {
+      if (depth > MAX_DEPTH) return `is nested more than ${MAX_DEPTH} levels deep (a twin allows 10)`;
+      for (const key of Object.keys(node)) {
+        if (!storableString(key)) return `has a key that PostgreSQL cannot store at ${where}`;
+        stack.push([(node as Record<string, unknown>)[key], path ? `${path}.${key}` : key, depth + 1]);
+      }
+    } else if (node !== null && typeof node !== "boolean") {
+      return `has a ${typeof node} at ${where}, which JSON cannot carry`;
+    }
   }
   return undefined;
 }

@@ -13,6 +13,8 @@ export interface StoredTwinState {
   resyncNeeded: boolean;
   records: Map<string, PropertyRecord>;
   device: { state: ComplianceState; stateSince: string } | undefined;
+  /** The device row as stored, to skip rewriting it unchanged. */
+  storedDevice: Omit<DeviceRow, "key"> | undefined;
 }
 
 export interface DeviceRow extends DeviceSummary {
@@ -45,6 +47,10 @@ const twinRow = z.object({
   resync_needed: z.boolean(),
   device_state: z.enum(COMPLIANCE_STATES).nullable(),
   device_state_since: time.nullable(),
+  device_stale_at: time.nullable(),
+  device_counts: z.record(z.enum(COMPLIANCE_STATES), z.number()).nullable(),
+  device_tags: json.nullable(),
+  device_resync_needed: z.boolean().nullable(),
 });
 const recordRow = z.object({
   device_id: z.string(),
@@ -75,7 +81,8 @@ export async function loadTwinStates(db: Queryable, keys: readonly TwinKey[]): P
   const param = keysJson(keys);
   const twins = await db.query(
     `SELECT t.device_id, t.module_id, t.version, t.etag, t.tags, t.desired, t.reported, t.resync_needed,
-            d.state AS device_state, d.state_since AS device_state_since
+            d.state AS device_state, d.state_since AS device_state_since, d.stale_at AS device_stale_at,
+            d.counts AS device_counts, d.tags AS device_tags, d.resync_needed AS device_resync_needed
        FROM jsonb_to_recordset($1::jsonb) AS k(device_id text, module_id text)
        JOIN twins t ON t.device_id = k.device_id AND t.module_id = k.module_id
        LEFT JOIN devices d ON d.device_id = t.device_id AND d.module_id = t.module_id`,
@@ -97,6 +104,17 @@ export async function loadTwinStates(db: Queryable, keys: readonly TwinKey[]): P
       resyncNeeded: row.resync_needed,
       records: new Map(),
       device: row.device_state && row.device_state_since ? { state: row.device_state, stateSince: row.device_state_since } : undefined,
+      storedDevice:
+        row.device_state && row.device_state_since && row.device_counts
+          ? {
+              state: row.device_state,
+              stateSince: row.device_state_since,
+              staleAt: row.device_stale_at ?? undefined,
+              counts: row.device_counts,
+              tags: (row.device_tags ?? {}) as JsonObject,
+              resyncNeeded: row.device_resync_needed ?? false,
+            }
+          : undefined,
     });
   }
   const records = await db.query(
