@@ -4,9 +4,8 @@ import { parseTime } from "../../shared/events/decodeTwinChanges";
 import { loadPolicyFile } from "../../shared/loadPolicy";
 import { DEFAULT_POLICY, type Policy } from "../../shared/policy/Policy";
 import type { Database } from "../../shared/store/Database";
-import { migrate } from "../../shared/store/migrate";
-import { openPglite } from "../../shared/store/openPglite";
-import { openPostgres } from "../../shared/store/openPostgres";
+import { openStore } from "../../shared/store/openStore";
+import type { StoreConfig } from "../../shared/config";
 import { redact } from "../../shared/redact";
 import { formatReplayReport, replayFile } from "./replay";
 
@@ -66,14 +65,9 @@ function parseArgsOrThrow(argv: readonly string[]) {
   }
 }
 
-/** `--db`: a postgres:// URL, a PGlite folder, or (default) an in-memory PGlite. Migrated. */
-async function openDatabase(target: string | undefined): Promise<Database> {
-  const db = target && /^postgres(ql)?:\/\//.test(target) ? openPostgres(target, { max: 2 }) : await openPglite(target);
-  try {
-    await migrate(db);
-  } catch (error) {
-    await db.close().catch(() => undefined);
-    throw error;
-  }
-  return db;
+/** `--db`: a postgres:// URL, a PGlite folder, or (default) an in-memory PGlite; migrated by openStore. */
+function openDatabase(target: string | undefined): Promise<Database> {
+  const store: StoreConfig =
+    target && /^postgres(ql)?:\/\//.test(target) ? { kind: "postgres", connectionString: target } : { kind: "pglite", dataDir: target ?? null };
+  return openStore({ store });
 }

@@ -1,3 +1,4 @@
+import { listen } from "../listen";
 import { createBroker, type AuthenticateError, type Client } from "aedes";
 import type { AddressInfo } from "node:net";
 import { createServer, type Server } from "node:tls";
@@ -177,13 +178,7 @@ export async function startDeviceEndpoint(hub: IotHub, options: DeviceEndpointOp
   });
 
   const server = createServer({ key: options.key, cert: options.cert }, (socket) => broker.handle(socket));
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(options.port ?? 0, options.host ?? "127.0.0.1", () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
+  await listen(server, options.port, options.host);
 
   let closed: Promise<void> | null = null;
   return {

@@ -1,3 +1,4 @@
+import { listen } from "../listen";
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer, type Server } from "node:https";
@@ -57,13 +58,7 @@ export async function startServiceApi(hub: IotHub, options: ServiceApiOptions): 
       .then((body) => handle(hub, req, res, body))
       .catch((error: unknown) => sendError(hub, res, error));
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(options.port ?? 0, options.host ?? "127.0.0.1", () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
+  await listen(server, options.port, options.host);
   let closed: Promise<void> | null = null;
   return {
     server,
