@@ -1,0 +1,85 @@
+import { existsSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { isRecord } from "./functionRegistration";
+
+const repoRoot = path.resolve(__dirname, "..", "..");
+
+/**
+ * App settings that local.settings.json and the environment may override: the embedded default
+ * (PGlite in .data/, the demo policy, the twin-change hub's names). Connection settings of the
+ * emulator (its connection string, ports, CA file) are only known once it runs: the caller
+ * passes them as overrides.
+ */
+export const defaultAppSettings: Readonly<Record<string, string>> = {
+  FUNCTIONS_WORKER_RUNTIME: "node",
+  AzureWebJobsStorage: "UseDevelopmentStorage=true",
+  PGLITE_DATA_DIR: path.join(repoRoot, ".data", "pglite"),
+  POLICY_PATH: path.join(repoRoot, "local", "demo-policy.json"),
+  TWIN_EVENTS_HUB_NAME: "twin-changes",
+  TWIN_EVENTS_CONSUMER_GROUP: "$Default",
+  TwinEvents__fullyQualifiedNamespace: "localhost",
+  REPUSH_SCHEDULE: "0 * * * * *",
+};
+
+export interface LocalSettings {
+  /** `Values` of local.settings.json (empty without the file). */
+  values: Record<string, string>;
+  /** `Host.LocalHttpPort` of local.settings.json, when given. */
+  localHttpPort?: number;
+  source: "local.settings.json" | "defaults";
+}
+
+/** Reads `local.settings.json` from `rootDir`, as `func start` does. */
+export function readLocalSettings(rootDir: string): LocalSettings {
+  const file = path.join(rootDir, "local.settings.json");
+  if (!existsSync(file)) return { values: {}, source: "defaults" };
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(file, "utf8"));
+  } catch (error) {
+    throw new Error(`local.settings.json is not valid JSON (${(error as Error).message}); fix it or remove it to use the defaults`);
+  }
+  const values: Record<string, string> = {};
+  if (isRecord(parsed) && isRecord(parsed.Values)) {
+    for (const [key, value] of Object.entries(parsed.Values)) {
+      if (value !== null && value !== undefined) values[key] = String(value);
+    }
+  }
+  const settings: LocalSettings = { values, source: "local.settings.json" };
+  if (isRecord(parsed) && isRecord(parsed.Host) && typeof parsed.Host.LocalHttpPort === "number") {
+    settings.localHttpPort = parsed.Host.LocalHttpPort;
+  }
+  return settings;
+}
+
+/**
+ * Puts settings into `process.env` the way Core Tools do: a variable already set in the
+ * environment wins over `values` (defaults, then local.settings.json); `overrides` win over both.
+ * Returns a function that restores the environment as it was.
+ */
+export function applyAppSettings(values: Record<string, string>, overrides: Record<string, string> = {}): () => void {
+  const previous = new Map<string, string | undefined>();
+  const set = (key: string, value: string) => {
+    if (!previous.has(key)) previous.set(key, process.env[key]);
+    process.env[key] = value;
+  };
+  for (const [key, value] of Object.entries(values)) if (process.env[key] === undefined) set(key, value);
+  for (const [key, value] of Object.entries(overrides)) set(key, value);
+  return () => {
+    for (const [key, value] of previous) {
+      if (value === undefined) delete process.env[key];
+      else process.env[key] = value;
+    }
+  };
+}
+
+/** Resolves `%SETTING%` references in a binding property (eventHubName, consumerGroup, schedule…). */
+export function resolveAppSettingReferences(value: string, what: string, env: NodeJS.ProcessEnv = process.env): string {
+  return value.replace(/%([^%]+)%/g, (_match, name: string) => {
+    const setting = env[name];
+    if (setting === undefined || setting === "") {
+      throw new Error(`${what} refers to app setting %${name}%, which is not set: add it to local.settings.json Values or the environment`);
+    }
+    return setting;
+  });
+}

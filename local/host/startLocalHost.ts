@@ -1,0 +1,226 @@
+import { existsSync, readFileSync } from "node:fs";
+import path from "node:path";
+import type { EventStream } from "../EventStream";
+import { applyAppSettings, defaultAppSettings, readLocalSettings, resolveAppSettingReferences } from "./appSettings";
+import { isRecord, triggerOf, type FunctionRegistration } from "./functionRegistration";
+import { invokeFunction, type LogLevel, type LogSink, type RpcInvocationRequest } from "./invokeFunction";
+import { defaultFunctionModules, loadFunctions } from "./loadFunctions";
+import { startEventHubListener, type EventHubCounters, type EventHubListener } from "./startEventHubListener";
+import { startHttpServer, type HttpServer } from "./startHttpServer";
+import { startTimer, type TimerCounters, type TimerJob } from "./startTimer";
+
+export interface LocalHostOptions {
+  /** Function modules to load; default every `functions/*.ts` of this repository. */
+  modules?: readonly string[];
+  /** Where `local.settings.json` and `host.json` are read from; default the repository root. */
+  rootDir?: string;
+  /** App settings that win over local.settings.json and the environment (e.g. the emulator's connection string). */
+  settings?: Record<string, string>;
+  /** App settings used only when neither local.settings.json nor the environment sets them (above `defaultAppSettings`). */
+  defaultSettings?: Record<string, string>;
+  /** Feeds the Event Hub functions; without it they are registered but never triggered. */
+  eventStream?: EventStream;
+  /** HTTP port; `func start`'s 7071 unless local.settings.json `Host.LocalHttpPort` says otherwise; 0 picks a free one. */
+  port?: number;
+  /** Fire timers on their schedules (default true); `runTimer` works either way. */
+  scheduleTimers?: boolean;
+  /** Overrides host.json's `extensions.eventHubs.maxEventBatchSize` (default 100). */
+  maxBatchSize?: number;
+  /** Where function and host logs go; default: warnings and errors to stderr. */
+  log?: LogSink;
+}
+
+export interface HostedFunction {
+  name: string;
+  /** The trigger binding type: `eventHubTrigger`, `timerTrigger`, `httpTrigger`… */
+  trigger: string;
+}
+
+export interface LocalHostStats {
+  eventHub: EventHubCounters & { byFunction: Record<string, EventHubCounters & { checkpoints: Record<string, number> }> };
+  timers: Record<string, TimerCounters & { schedule: string; nextRun: string | null }>;
+  http: { requests: number; errors: number };
+}
+
+export interface LocalHost {
+  readonly functions: readonly HostedFunction[];
+  /** Where the app settings came from besides the defaults and overrides. */
+  readonly settingsSource: "local.settings.json" | "defaults";
+  /** `http://localhost:<port>/api` */
+  readonly url: string;
+  readonly port: number;
+  stats(): LocalHostStats;
+  /** Resolves once every partition of every Event Hub function is caught up (or the host stopped). */
+  drained(): Promise<void>;
+  /** Fires a timer function now (after its running occurrence, if any); rejects if the function throws. */
+  runTimer(name: string): Promise<void>;
+  /** Stops loops, timers and the server, and restores process.env. Idempotent. */
+  stop(): Promise<void>;
+}
+
+const repoRoot = path.resolve(__dirname, "..", "..");
+
+/**
+ * Runs the app's functions on this machine the way the Azure Functions host would: loads the
+ * function modules with the `@azure/functions-core` stand-in, then feeds Event Hub functions from
+ * `eventStream`, fires timers on their NCRONTAB schedules and serves HTTP functions — every
+ * invocation going through @azure/functions' own ProgrammingModel, with RPC input shaped as the
+ * real host sends it.
+ */
+export async function startLocalHost(options: LocalHostOptions = {}): Promise<LocalHost> {
+  const rootDir = options.rootDir ?? repoRoot;
+  const log = options.log ?? stderrSink;
+  const hostLog = (level: LogLevel, message: string) => log({ level, category: "host", functionName: "host", message });
+
+  const local = readLocalSettings(rootDir);
+  const restoreEnv = applyAppSettings({ ...defaultAppSettings, ...options.defaultSettings, ...local.values }, options.settings);
+  const hostJson = readHostJson(rootDir);
+
+  const cleanups: (() => Promise<void>)[] = [];
+  try {
+    const { programmingModel, registrations } = loadFunctions(options.modules ?? defaultFunctionModules());
+    const invoke = (registration: FunctionRegistration, request: RpcInvocationRequest) => {
+      // Set whenever anything was registered, which is the only way to get a registration to invoke.
+      if (!programmingModel) return Promise.reject(new Error("no programming model registered"));
+      return invokeFunction(programmingModel, registration, request, log);
+    };
+    const functions = registrations.map((r) => ({ name: r.name, trigger: triggerOf(r).binding.type }));
+
+    let stopped = false;
+    const drainWaiters = new Set<() => void>();
+    const listeners: EventHubListener[] = [];
+    const checkDrained = () => {
+      if (drainWaiters.size === 0) return;
+      if (stopped || listeners.every((l) => l.caughtUp())) {
+        for (const resolve of drainWaiters) resolve();
+        drainWaiters.clear();
+      }
+    };
+
+    const maxBatchSize = options.maxBatchSize ?? eventHubBatchSize(hostJson);
+    cleanups.push(() => Promise.all(listeners.map((l) => l.stop())).then(() => undefined));
+    for (const registration of registrations) {
+      const trigger = triggerOf(registration).binding;
+      if (trigger.type.toLowerCase() !== "eventhubtrigger") continue;
+      if (!options.eventStream) {
+        hostLog("warning", `${registration.name}: no event stream given, so this Event Hub function will not be triggered`);
+        continue;
+      }
+      const what = `${registration.name}'s Event Hub trigger`;
+      listeners.push(
+        startEventHubListener({
+          registration,
+          stream: options.eventStream,
+          eventHubName: resolveAppSettingReferences(String(trigger.eventHubName ?? ""), `${what} eventHubName`),
+          consumerGroup: resolveAppSettingReferences(String(trigger.consumerGroup ?? "$Default"), `${what} consumerGroup`),
+          maxBatchSize,
+          invoke: (request) => invoke(registration, request),
+          onProgress: checkDrained,
+          warn: (m) => hostLog("warning", m),
+          error: (m) => hostLog("error", m),
+        }),
+      );
+    }
+
+    const timers = new Map<string, TimerJob>();
+    cleanups.push(() => Promise.all([...timers.values()].map((t) => t.stop())).then(() => undefined));
+    for (const registration of registrations) {
+      const trigger = triggerOf(registration).binding;
+      if (trigger.type.toLowerCase() !== "timertrigger") continue;
+      const schedule = resolveAppSettingReferences(String(trigger.schedule ?? ""), `${registration.name}'s timer schedule`);
+      const job = startTimer({
+        registration,
+        schedule,
+        timezone: process.env.WEBSITE_TIME_ZONE,
+        scheduled: options.scheduleTimers !== false,
+        invoke: (request) => invoke(registration, request),
+        error: (m) => hostLog("error", m),
+      });
+      timers.set(registration.name, job);
+    }
+
+    const server: HttpServer = await startHttpServer({
+      registrations,
+      port: options.port ?? local.localHttpPort ?? 7071,
+      routePrefix: httpRoutePrefix(hostJson),
+      invoke,
+      health: () => ({ status: stopped ? "stopping" : "ok", functions: functions.map((f) => f.name) }),
+      error: (m) => hostLog("error", m),
+    });
+    cleanups.push(() => server.close());
+
+    let stopping: Promise<void> | undefined;
+    return {
+      functions,
+      settingsSource: local.source,
+      url: server.baseUrl,
+      port: server.port,
+      stats: () => stats(listeners, timers, server),
+      drained: () =>
+        new Promise<void>((resolve) => {
+          drainWaiters.add(resolve);
+          checkDrained();
+        }),
+      runTimer: (name) => {
+        const job = timers.get(name);
+        if (!job) return Promise.reject(new Error(`no timer function named "${name}"; timers: ${[...timers.keys()].join(", ") || "none"}`));
+        return job.runNow();
+      },
+      stop: () => {
+        stopping ??= (async () => {
+          stopped = true;
+          checkDrained();
+          await runCleanups(cleanups);
+          restoreEnv();
+        })();
+        return stopping;
+      },
+    };
+  } catch (error) {
+    await runCleanups(cleanups);
+    restoreEnv();
+    throw error;
+  }
+}
+
+async function runCleanups(cleanups: (() => Promise<void>)[]): Promise<void> {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => undefined);
+}
+
+function stats(listeners: readonly EventHubListener[], timers: Map<string, TimerJob>, server: HttpServer): LocalHostStats {
+  const total: EventHubCounters = { batches: 0, events: 0, retries: 0, failures: 0, lostEvents: 0 };
+  const byFunction: LocalHostStats["eventHub"]["byFunction"] = {};
+  for (const l of listeners) {
+    for (const key of Object.keys(total) as (keyof EventHubCounters)[]) total[key] += l.counters[key];
+    byFunction[l.functionName] = { ...l.counters, checkpoints: l.checkpoints() };
+  }
+  const timerStats: LocalHostStats["timers"] = {};
+  for (const [name, job] of timers) timerStats[name] = { ...job.counters, schedule: job.schedule, nextRun: job.nextRun()?.toISOString() ?? null };
+  return { eventHub: { ...total, byFunction }, timers: timerStats, http: { ...server.counters } };
+}
+
+function readHostJson(rootDir: string): Record<string, unknown> {
+  const file = path.join(rootDir, "host.json");
+  if (!existsSync(file)) return {};
+  const parsed: unknown = JSON.parse(readFileSync(file, "utf8"));
+  return isRecord(parsed) ? parsed : {};
+}
+
+/** host.json `extensions.eventHubs.maxEventBatchSize` (extension 5+), else the v4 name, else 100. */
+function eventHubBatchSize(hostJson: Record<string, unknown>): number {
+  const eh = isRecord(hostJson.extensions) && isRecord(hostJson.extensions.eventHubs) ? hostJson.extensions.eventHubs : {};
+  if (typeof eh.maxEventBatchSize === "number" && eh.maxEventBatchSize > 0) return eh.maxEventBatchSize;
+  const legacy = isRecord(eh.eventProcessorOptions) ? eh.eventProcessorOptions.maxBatchSize : undefined;
+  return typeof legacy === "number" && legacy > 0 ? legacy : 100;
+}
+
+function httpRoutePrefix(hostJson: Record<string, unknown>): string {
+  const http = isRecord(hostJson.extensions) && isRecord(hostJson.extensions.http) ? hostJson.extensions.http : {};
+  return typeof http.routePrefix === "string" ? http.routePrefix : "api";
+}
+
+const loud: ReadonlySet<LogLevel> = new Set(["warning", "error", "critical"]);
+
+function stderrSink(entry: Parameters<LogSink>[0]): void {
+  if (loud.has(entry.level)) process.stderr.write(`[${entry.level}] ${entry.functionName}: ${entry.message}\n`);
+}

@@ -1,0 +1,253 @@
+import path from "node:path";
+import { startLocalHost, type LocalHost } from "../../local/host/startLocalHost";
+import { toTriggerInput } from "../../shared/events/ReceivedEvent";
+import { InMemoryEventStream } from "./InMemoryEventStream";
+import { fixtureRecorder } from "./fixtures/fixtureRecorder";
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const core = require("@azure/functions-core") as { __state: { functions: Map<string, { metadata: { bindings: Record<string, Record<string, unknown>>; retryOptions?: Record<string, unknown> } }> } };
+
+const fixturesDir = path.join(__dirname, "fixtures");
+const settings = { FIXTURE_HUB_NAME: "fixture-hub", FIXTURE_CONSUMER_GROUP: "local-tests", FIXTURE_SCHEDULE: "*/1 * * * * *" };
+
+let host: LocalHost | undefined;
+let stream: InMemoryEventStream;
+
+async function start(options: { scheduleTimers?: boolean } = {}): Promise<LocalHost> {
+  stream = new InMemoryEventStream(2);
+  host = await startLocalHost({
+    modules: [path.join(fixturesDir, "hostFixtureFunctions.ts")],
+    rootDir: fixturesDir,
+    settings,
+    eventStream: stream,
+    port: 0,
+    scheduleTimers: options.scheduleTimers ?? false,
+    log: () => undefined,
+  });
+  return host;
+}
+
+async function waitUntil(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+function twinEvent(deviceId: string, version: number) {
+  return {
+    body: { version, properties: { reported: { fanOn: version % 2 === 0, $version: version } } },
+    properties: { hubName: "fixture-hub", deviceId, opType: "updateTwin", "iothub-message-schema": "twinChangeNotification" },
+    systemProperties: { "iothub-connection-device-id": deviceId, "iothub-message-source": "twinChangeEvents", "content-type": "application/json" },
+  };
+}
+
+beforeEach(() => fixtureRecorder.reset());
+afterEach(async () => {
+  await host?.stop();
+  host = undefined;
+});
+
+describe("registrations", () => {
+  test("captures every app.* registration with its binding metadata and retry policy", async () => {
+    const h = await start();
+    expect(h.functions.map((f) => `${f.name}:${f.trigger}`).sort()).toEqual([
+      "captureEvents:eventHubTrigger",
+      "deviceDetail:httpTrigger",
+      "echo:httpTrigger",
+      "fails:httpTrigger",
+      "thingsSummary:httpTrigger",
+      "tick:timerTrigger",
+    ]);
+    const captured = core.__state.functions.get("captureEvents")!.metadata;
+    expect(Object.values(captured.bindings)[0]).toMatchObject({
+      type: "eventHubTrigger",
+      direction: "in",
+      cardinality: "many",
+      connection: "FixtureEvents",
+      eventHubName: "%FIXTURE_HUB_NAME%",
+    });
+    expect(captured.retryOptions).toMatchObject({ strategy: "fixedDelay", maxRetryCount: 3 });
+  });
+});
+
+describe("Event Hub functions", () => {
+  test("hands a batch the camel-cased trigger metadata the Functions host produces", async () => {
+    await start();
+    const event = stream.append("1", twinEvent("d1", 4).body, twinEvent("d1", 4).properties, twinEvent("d1", 4).systemProperties);
+    await host!.drained();
+
+    expect(fixtureRecorder.eventHubCalls).toHaveLength(1);
+    const { messages, triggerMetadata } = fixtureRecorder.eventHubCalls[0]!;
+    expect(messages).toEqual([twinEvent("d1", 4).body]);
+    expect(triggerMetadata).toMatchObject({
+      propertiesArray: [{ deviceId: "d1", hubName: "fixture-hub", opType: "updateTwin" }],
+      sequenceNumberArray: [0],
+      offsetArray: ["0"],
+      enqueuedTimeUtcArray: ["2026-01-01T00:00:00.000Z"],
+      partitionContext: { partitionId: "1", eventHubName: "fixture-hub", consumerGroup: "local-tests" },
+    });
+    const system = (triggerMetadata!.systemPropertiesArray as Record<string, unknown>[])[0]!;
+    expect(system).toMatchObject({
+      "iothub-connection-device-id": "d1",
+      "x-opt-sequence-number": 0,
+      sequenceNumber: 0,
+      offset: "0",
+      enqueuedTimeUtc: "2026-01-01T00:00:00.000Z",
+    });
+    expect(Object.keys(triggerMetadata!).every((k) => /^[a-z]/.test(k))).toBe(true);
+    // The replay path shapes events the same way.
+    expect(triggerMetadata).toMatchObject(toTriggerInput([event], "fixture-hub", "local-tests").triggerMetadata);
+  });
+
+  test("delivers each partition in order, in batches no larger than host.json's maxEventBatchSize", async () => {
+    await start();
+    for (let v = 1; v <= 5; v++) stream.append("0", twinEvent("d2", v).body);
+    await host!.drained();
+
+    const versions = fixtureRecorder.eventHubCalls.flatMap((c) => c.messages.map((m) => (m as { version: number }).version));
+    expect(versions).toEqual([1, 2, 3, 4, 5]);
+    expect(fixtureRecorder.eventHubCalls.every((c) => c.messages.length <= 2)).toBe(true);
+    expect(host!.stats().eventHub).toMatchObject({ events: 5, failures: 0, retries: 0 });
+  });
+
+  test("re-invokes a batch that threw with the same events until it succeeds, keeping order", async () => {
+    await start();
+    fixtureRecorder.failNextEventHubCalls = 2;
+    stream.append("0", twinEvent("d3", 1).body);
+    stream.append("0", twinEvent("d3", 2).body);
+    stream.append("0", twinEvent("d3", 3).body);
+    await host!.drained();
+
+    const calls = fixtureRecorder.eventHubCalls.map((c) => ({ versions: c.messages.map((m) => (m as { version: number }).version), retryCount: c.retryCount }));
+    expect(calls).toEqual([
+      { versions: [1, 2], retryCount: 0 },
+      { versions: [1, 2], retryCount: 1 },
+      { versions: [1, 2], retryCount: 2 },
+      { versions: [3], retryCount: 0 },
+    ]);
+    expect(host!.stats().eventHub).toMatchObject({ batches: 2, events: 3, retries: 2, failures: 0 });
+  });
+
+  test("checkpoints past a batch once its retries run out, and counts it lost", async () => {
+    const errors: string[] = [];
+    stream = new InMemoryEventStream(1);
+    host = await startLocalHost({
+      modules: [path.join(fixturesDir, "hostFixtureFunctions.ts")],
+      rootDir: fixturesDir,
+      settings,
+      eventStream: stream,
+      port: 0,
+      scheduleTimers: false,
+      log: (e) => (e.level === "error" ? errors.push(e.message) : undefined),
+    });
+    fixtureRecorder.failNextEventHubCalls = 4; // first try + maxRetryCount 3
+    stream.append("0", twinEvent("d4", 1).body);
+    stream.append("0", twinEvent("d4", 2).body);
+    stream.append("0", twinEvent("d4", 3).body);
+    await host.drained();
+
+    expect(host.stats().eventHub).toMatchObject({ failures: 1, lostEvents: 2, retries: 3, events: 3 });
+    expect(errors.some((m) => m.startsWith("LOST BATCH"))).toBe(true);
+    expect(fixtureRecorder.eventHubCalls.at(-1)!.messages).toEqual([twinEvent("d4", 3).body]);
+  });
+});
+
+describe("timer functions", () => {
+  test("runTimer fires the function with the timer input the host sends", async () => {
+    await start();
+    await host!.runTimer("tick");
+    expect(fixtureRecorder.timerCalls).toEqual([{ schedule: { adjustForDST: true }, scheduleStatus: null, isPastDue: false }]);
+    await expect(host!.runTimer("nope")).rejects.toThrow(/no timer function named "nope"/);
+  });
+
+  test("fires on its NCRONTAB schedule resolved from app settings", async () => {
+    await start({ scheduleTimers: true });
+    expect(host!.stats().timers.tick).toMatchObject({ schedule: "*/1 * * * * *" });
+    await waitUntil(() => fixtureRecorder.timerCalls.length >= 2, "two scheduled runs");
+  });
+
+  test("never overlaps a run with the previous run of the same timer", async () => {
+    await start({ scheduleTimers: true });
+    let open!: () => void;
+    fixtureRecorder.timerGate = new Promise((resolve) => (open = resolve));
+    await waitUntil(() => fixtureRecorder.timerRunning === 1, "a scheduled run");
+    const manual = host!.runTimer("tick");
+    await waitUntil(() => host!.stats().timers.tick!.skipped >= 1, "a skipped occurrence");
+    fixtureRecorder.timerGate = undefined;
+    open();
+    await manual;
+    expect(fixtureRecorder.maxConcurrentTimerRuns).toBe(1);
+  });
+
+  test("refuses a schedule that is not six NCRONTAB fields, naming the function", async () => {
+    await expect(
+      startLocalHost({
+        modules: [path.join(fixturesDir, "hostFixtureFunctions.ts")],
+        rootDir: fixturesDir,
+        settings: { ...settings, FIXTURE_SCHEDULE: "*/5 * * * *" },
+        port: 0,
+        log: () => undefined,
+      }),
+    ).rejects.toThrow(/timer tick: schedule "\*\/5 \* \* \* \*" is not an NCRONTAB expression/);
+  });
+});
+
+describe("HTTP functions", () => {
+  test("routes by template, passing route parameters, query and headers", async () => {
+    const h = await start();
+    const res = await fetch(`http://127.0.0.1:${h.port}/api/things/dev-7/properties/climate?limit=5`, { headers: { "x-trace": "t1" } });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ params: { deviceId: "dev-7", path: "climate" }, limit: "5", trace: "t1" });
+
+    const optional = await fetch(`http://127.0.0.1:${h.port}/api/things/dev-8/properties`);
+    expect(await optional.json()).toMatchObject({ params: { deviceId: "dev-8" } });
+  });
+
+  test("prefers a literal route over a parameter in the same place", async () => {
+    const h = await start();
+    const res = await fetch(`http://127.0.0.1:${h.port}/api/things/summary/properties`);
+    expect(await res.json()).toEqual({ summary: true });
+  });
+
+  test("passes the request body and writes status, headers and body back", async () => {
+    const h = await start();
+    const res = await fetch(`http://127.0.0.1:${h.port}/api/echo`, { method: "POST", body: "hello" });
+    expect(res.status).toBe(201);
+    expect(res.headers.get("content-type")).toBe("text/plain");
+    expect(await res.text()).toBe("echo:hello");
+  });
+
+  test("answers 404 for an unknown route or a method the function does not take", async () => {
+    const h = await start();
+    expect((await fetch(`http://127.0.0.1:${h.port}/api/nowhere`)).status).toBe(404);
+    expect((await fetch(`http://127.0.0.1:${h.port}/api/echo`)).status).toBe(404);
+    expect((await fetch(`http://127.0.0.1:${h.port}/elsewhere`)).status).toBe(404);
+  });
+
+  test("answers 500 when the function throws", async () => {
+    const h = await start();
+    expect((await fetch(`http://127.0.0.1:${h.port}/api/fails`)).status).toBe(500);
+  });
+
+  test("serves GET /api/health with the loaded functions while running", async () => {
+    const h = await start();
+    const res = await fetch(`http://127.0.0.1:${h.port}/api/health`);
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { status: string; functions: string[] };
+    expect(body.status).toBe("ok");
+    expect(body.functions).toContain("captureEvents");
+  });
+});
+
+describe("lifecycle", () => {
+  test("stop closes the server, restores app settings and can be called twice", async () => {
+    const h = await start();
+    expect(process.env.FIXTURE_HUB_NAME).toBe("fixture-hub");
+    await Promise.all([h.stop(), h.stop()]);
+    await h.stop();
+    expect(process.env.FIXTURE_HUB_NAME).toBeUndefined();
+    await expect(fetch(`http://127.0.0.1:${h.port}/api/health`)).rejects.toThrow();
+  });
+});
