@@ -1,0 +1,217 @@
+import { z } from "zod";
+import type { Json } from "../twin/json";
+import type { TwinKey } from "../twin/Twin";
+import { keyString } from "./complianceStore";
+import type { Database, Queryable } from "./Database";
+
+/**
+ * The re-push timer's SQL: claiming due devices under a lease, the per-record schedule
+ * (attempts, next_attempt_at), removing a deleted device, and the counters. Schema: 002_repush.sql.
+ *
+ * A record is due when its next_attempt_at is null or has come, and
+ *   - it is stale (stored `stale`, or `pending` with stale_at <= now), or
+ *   - it is drifted and its rule allows re-pushing drift (repush_drift), or
+ *   - a re-push is already scheduled for it (next_attempt_at set: a back-off running, or an
+ *     operator's "re-push now") and it is pending, drifted or escalated.
+ * `failed` is never due: the device said no, re-sending the same value will not change its mind.
+ */
+const DUE = `
+  p.state IN ('pending', 'stale', 'drifted', 'escalated')
+  AND (p.next_attempt_at IS NULL OR p.next_attempt_at <= $1::timestamptz)
+  AND (p.state = 'stale'
+       OR (p.state = 'pending' AND (p.stale_at <= $1::timestamptz OR p.next_attempt_at IS NOT NULL))
+       OR (p.state = 'drifted' AND (p.repush_drift OR p.next_attempt_at IS NOT NULL))
+       OR (p.state = 'escalated' AND p.next_attempt_at IS NOT NULL))`;
+
+export interface ClaimOptions {
+  /** The run's clock (ISO-8601): decides what is due and when the lease ends. */
+  now: string;
+  /** Devices to claim at most (REPUSH_MAX_DEVICES_PER_RUN). */
+  limit: number;
+  /** Who holds the lease: unique per timer run. */
+  owner: string;
+  /** Lease length (REPUSH_LEASE). */
+  leaseMs: number;
+}
+
+const keyRow = z.object({ device_id: z.string(), module_id: z.string() });
+const toKey = (row: z.infer<typeof keyRow>): TwinKey => ({ deviceId: row.device_id, moduleId: row.module_id === "" ? null : row.module_id });
+const keysParam = (keys: readonly TwinKey[]) => JSON.stringify(keys.map((k) => ({ device_id: k.deviceId, module_id: k.moduleId ?? "" })));
+
+/**
+ * Claims up to `limit` devices that have due records and no live lease, oldest due first, and leases
+ * them to `owner` — one statement: rows another run is claiming right now are skipped
+ * (FOR UPDATE SKIP LOCKED), rows it has claimed carry its lease. So two runs never get one device.
+ */
+export async function claimDueDevices(db: Queryable, options: ClaimOptions): Promise<TwinKey[]> {
+  const leaseUntil = new Date(Date.parse(options.now) + options.leaseMs).toISOString();
+  const result = await db.query(
+    `WITH due AS (
+       SELECT p.device_id, p.module_id, min(coalesce(p.next_attempt_at, p.stale_at)) AS due_at
+         FROM property_records p
+        WHERE ${DUE}
+        GROUP BY p.device_id, p.module_id
+     ), claimed AS (
+       SELECT d.device_id, d.module_id, due.due_at
+         FROM devices d
+         JOIN due ON due.device_id = d.device_id AND due.module_id = d.module_id
+        WHERE d.repush_lease_until IS NULL OR d.repush_lease_until <= $1::timestamptz
+        ORDER BY due.due_at, d.device_id, d.module_id
+        LIMIT $2
+          FOR UPDATE OF d SKIP LOCKED
+     )
+     UPDATE devices d SET repush_lease_owner = $3, repush_lease_until = $4::timestamptz
+       FROM claimed c
+      WHERE d.device_id = c.device_id AND d.module_id = c.module_id
+     RETURNING d.device_id, d.module_id, c.due_at`,
+    [options.now, options.limit, options.owner, leaseUntil],
+  );
+  const rows = result.rows.map((raw) => keyRow.extend({ due_at: z.coerce.date() }).parse(raw));
+  rows.sort((a, b) => a.due_at.getTime() - b.due_at.getTime() || (a.device_id < b.device_id ? -1 : a.device_id > b.device_id ? 1 : 0));
+  return rows.map(toKey);
+}
+
+/** Ends `owner`'s lease on `keys` (a lease taken over by someone else is left alone). */
+export async function releaseRepushLeases(db: Queryable, keys: readonly TwinKey[], owner: string): Promise<void> {
+  if (keys.length === 0) return;
+  await db.query(
+    `UPDATE devices d SET repush_lease_owner = NULL, repush_lease_until = NULL
+       FROM jsonb_to_recordset($1::jsonb) AS k(device_id text, module_id text)
+      WHERE d.device_id = k.device_id AND d.module_id = k.module_id AND d.repush_lease_owner = $2`,
+    [keysParam(keys), owner],
+  );
+}
+
+/** The re-push bookkeeping of one record. */
+export interface RepushSchedule {
+  attempts: number;
+  /** ISO-8601, or null: no re-push scheduled. */
+  nextAttemptAt: string | null;
+}
+
+const scheduleRow = z.object({
+  device_id: z.string(),
+  module_id: z.string(),
+  path: z.string(),
+  attempts: z.coerce.number().int(),
+  next_attempt_at: z.coerce.date().nullable(),
+});
+
+/** Attempts and next attempt of every record of `keys`: by twin (`keyString`), then by path. One query. */
+export async function loadRepushSchedules(db: Queryable, keys: readonly TwinKey[]): Promise<Map<string, Map<string, RepushSchedule>>> {
+  const schedules = new Map<string, Map<string, RepushSchedule>>();
+  if (keys.length === 0) return schedules;
+  const result = await db.query(
+    `SELECT p.device_id, p.module_id, p.path, p.attempts, p.next_attempt_at
+       FROM jsonb_to_recordset($1::jsonb) AS k(device_id text, module_id text)
+       JOIN property_records p ON p.device_id = k.device_id AND p.module_id = k.module_id`,
+    [keysParam(keys)],
+  );
+  for (const raw of result.rows) {
+    const row = scheduleRow.parse(raw);
+    const id = keyString(row.device_id, row.module_id === "" ? null : row.module_id);
+    let twin = schedules.get(id);
+    if (!twin) schedules.set(id, (twin = new Map()));
+    twin.set(row.path, { attempts: row.attempts, nextAttemptAt: row.next_attempt_at?.toISOString() ?? null });
+  }
+  return schedules;
+}
+
+/** Sets attempts and next attempt of the given records (after the compliance records were written). One statement. */
+export async function saveRepushSchedules(tx: Queryable, schedules: ReadonlyArray<{ key: TwinKey; path: string; schedule: RepushSchedule }>): Promise<void> {
+  if (schedules.length === 0) return;
+  await tx.query(
+    `UPDATE property_records p SET attempts = r.attempts, next_attempt_at = r.next_attempt_at
+       FROM jsonb_to_recordset($1::jsonb) AS r(device_id text, module_id text, path text, attempts integer, next_attempt_at timestamptz)
+      WHERE p.device_id = r.device_id AND p.module_id = r.module_id AND p.path = r.path`,
+    [
+      JSON.stringify(
+        schedules.map(({ key, path, schedule }) => ({
+          device_id: key.deviceId,
+          module_id: key.moduleId ?? "",
+          path,
+          attempts: schedule.attempts,
+          next_attempt_at: schedule.nextAttemptAt,
+        })),
+      ),
+    ],
+  );
+}
+
+/**
+ * The hub says the twin is gone: its current records, stored twin and device row are deleted (a
+ * device's module twins with it), and each record leaves one history row (to `removed`, cause
+ * `deleted`) so its history stays. Returns how many properties were removed.
+ */
+export async function removeDeletedTwin(tx: Queryable, key: TwinKey, at: string, detail: Json): Promise<number> {
+  // A device's 404 takes its modules with it; a module's 404 only that module.
+  const scope = key.moduleId === null ? "device_id = $1" : "device_id = $1 AND module_id = $2";
+  const params = key.moduleId === null ? [key.deviceId] : [key.deviceId, key.moduleId];
+  const n = params.length;
+  const history = await tx.query(
+    `INSERT INTO property_history (device_id, module_id, path, from_state, to_state, cause, at, desired_version, desired, reported, detail)
+     SELECT device_id, module_id, path,
+            CASE WHEN state = 'pending' AND stale_at <= $${n + 1}::timestamptz THEN 'stale' ELSE state END,
+            'removed', 'deleted', $${n + 1}::timestamptz, desired_version, desired, reported, $${n + 2}::jsonb
+       FROM property_records WHERE ${scope}
+      ORDER BY module_id, path
+     RETURNING id`,
+    [...params, at, JSON.stringify(detail)],
+  );
+  await tx.query(`DELETE FROM property_records WHERE ${scope}`, params);
+  await tx.query(`DELETE FROM twins WHERE ${scope}`, params);
+  await tx.query(`DELETE FROM devices WHERE ${scope}`, params);
+  return history.rows.length;
+}
+
+/**
+ * Asks the timer to re-push a twin's non-compliant records at its next run (the API's
+ * `POST …/repush`): next_attempt_at = now for its pending, stale, drifted and escalated records;
+ * an escalated record starts a fresh series of attempts. `failed` records are left alone (the device
+ * rejected the value: change desired instead). Returns the paths queued.
+ */
+export async function queueRepushNow(db: Queryable, key: TwinKey, now: string): Promise<string[]> {
+  const result = await db.query(
+    `UPDATE property_records
+        SET next_attempt_at = $3::timestamptz,
+            attempts = CASE WHEN state = 'escalated' THEN 0 ELSE attempts END
+      WHERE device_id = $1 AND module_id = $2 AND state IN ('pending', 'stale', 'drifted', 'escalated')
+     RETURNING path`,
+    [key.deviceId, key.moduleId ?? "", now],
+  );
+  return result.rows.map((row) => z.object({ path: z.string() }).parse(row).path).sort();
+}
+
+/** Totals over the whole history, for `npm start`'s summary line. */
+export interface RepushCounters {
+  /** Re-pushes sent and counted as attempts (accepted by the hub or failed; 412 and 429 are not attempts). */
+  attempts: number;
+  /** Properties that became compliant after a re-push of their value. */
+  succeeded: number;
+  /** Properties escalated after the maximum attempts. */
+  escalated: number;
+}
+
+const countersRow = z.object({ attempts: z.coerce.number(), succeeded: z.coerce.number(), escalated: z.coerce.number() });
+
+/** Re-push totals from the history table (so they count every instance's work). */
+export async function repushCounters(db: Pick<Database, "query">): Promise<RepushCounters> {
+  const result = await db.query(
+    `SELECT
+       (SELECT count(*) FROM property_history
+         WHERE cause = 'repush' AND detail->>'outcome' IN ('pushed', 'error')) AS attempts,
+       (SELECT count(*) FROM property_history c
+         WHERE c.to_state = 'compliant'
+           AND EXISTS (
+             SELECT 1 FROM property_history p
+              WHERE p.device_id = c.device_id AND p.module_id = c.module_id AND p.path = c.path
+                AND p.cause = 'repush' AND p.detail->>'outcome' = 'pushed' AND p.id < c.id
+                AND NOT EXISTS (
+                  SELECT 1 FROM property_history q
+                   WHERE q.device_id = c.device_id AND q.module_id = c.module_id AND q.path = c.path
+                     AND q.id > p.id AND q.id < c.id AND q.to_state = 'compliant'))) AS succeeded,
+       (SELECT count(*) FROM property_history
+         WHERE cause = 'repush' AND to_state = 'escalated' AND from_state IS DISTINCT FROM 'escalated') AS escalated`,
+  );
+  return countersRow.parse(result.rows[0]);
+}
