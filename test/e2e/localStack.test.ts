@@ -35,6 +35,8 @@ function hostOptions(stream: Emulator["events"]) {
     modules: [path.join(repoRoot, "functions", "reconcileTwinChanges.ts"), path.join(repoRoot, "functions", "complianceApi.ts")],
     rootDir: path.join(__dirname, "fixtures"),
     settings: {
+      // An in-memory PGlite of its own, even when CI sets DATABASE_URL for the store suites.
+      DATABASE_URL: "",
       PGLITE_DATA_DIR: "memory",
       POLICY_PATH: path.join(repoRoot, "local", "demo-policy.json"),
       IOTHUB_CONNECTION_STRING: emulator.serviceConnectionString,

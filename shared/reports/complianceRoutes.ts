@@ -1,0 +1,140 @@
+import { z } from "zod";
+import type { Database } from "../store/Database";
+import { cursorParam } from "./deviceCursor";
+import { dashboardPage } from "./dashboardPage";
+import { getComplianceSummary } from "./getComplianceSummary";
+import { getDeviceDetail } from "./getDeviceDetail";
+import { listDevices } from "./listDevices";
+import { openApiDocument } from "./openApiDocument";
+import { queueRepushNow } from "../store/repushStore";
+import { conflictProblem, invalidParamsProblem, notFoundProblem, type Problem } from "./Problem";
+import { filterSchemas, limitParam, parseQuery, sinceParam, toFilters } from "./reportQuery";
+import { streamDevicesCsv, toByteStream } from "./streamDevicesCsv";
+
+/** What a route needs from an HTTP request (the Functions `HttpRequest` has both). */
+export interface ReportRequest {
+  query: URLSearchParams;
+  params: Record<string, string | undefined>;
+}
+
+/** An HTTP response, shaped like the Functions `HttpResponseInit`. */
+export interface ReportResponse {
+  status: number;
+  headers: Record<string, string>;
+  jsonBody?: unknown;
+  body?: string | ReadableStream<Uint8Array>;
+}
+
+export type ReportRoute = (request: ReportRequest, store: () => Promise<Database>) => Promise<ReportResponse>;
+
+const noStore = { "cache-control": "no-store" };
+const json = (jsonBody: unknown, status = 200): ReportResponse => ({ status, headers: { ...noStore, "content-type": "application/json" }, jsonBody });
+const problem = (p: Problem): ReportResponse => ({ status: p.status, headers: { ...noStore, "content-type": "application/problem+json" }, jsonBody: p });
+
+/** IoT Hub device and module ids: up to 128 printable ASCII characters. */
+const twinId = z.string().min(1, "must not be empty").max(128, "must be at most 128 characters").regex(/^[\x21-\x7e]+$/, "must be printable ASCII without spaces");
+
+function pathParam(request: ReportRequest, name: string): { ok: true; value: string } | { ok: false; response: ReportResponse } {
+  const parsed = twinId.safeParse(request.params[name] ?? "");
+  if (parsed.success) return { ok: true, value: parsed.data };
+  return { ok: false, response: problem(invalidParamsProblem([{ name, reason: parsed.error.issues[0]?.message ?? "is invalid" }])) };
+}
+
+const twinName = (deviceId: string, moduleId: string | null) =>
+  moduleId === null ? `device '${deviceId}'` : `module '${moduleId}' of device '${deviceId}'`;
+
+/** The compliance API's routes, independent of the Functions runtime (functions/complianceApi.ts registers them). */
+export const complianceRoutes = {
+  /** GET compliance/summary */
+  async summary(request, store) {
+    const q = parseQuery(request.query, { ...filterSchemas, since: sinceParam }, { tags: true });
+    if (!q.ok) return problem(q.problem);
+    const sinceSeconds = q.value.since;
+    return json(await getComplianceSummary(await store(), toFilters(q.value), sinceSeconds === undefined ? {} : { sinceSeconds }));
+  },
+
+  /** GET compliance/devices */
+  async devices(request, store) {
+    const q = parseQuery(request.query, { ...filterSchemas, limit: limitParam, cursor: cursorParam, q: twinId }, { tags: true });
+    if (!q.ok) return problem(q.problem);
+    return json(
+      await listDevices(await store(), toFilters(q.value), {
+        ...(q.value.limit !== undefined ? { limit: q.value.limit } : {}),
+        ...(q.value.cursor !== undefined ? { after: q.value.cursor } : {}),
+        ...(q.value.q !== undefined ? { deviceIdPrefix: q.value.q } : {}),
+      }),
+    );
+  },
+
+  /** GET compliance/devices/{deviceId}?moduleId= */
+  async deviceDetail(request, store) {
+    const deviceId = pathParam(request, "deviceId");
+    if (!deviceId.ok) return deviceId.response;
+    const q = parseQuery(request.query, { moduleId: twinId });
+    if (!q.ok) return problem(q.problem);
+    const moduleId = q.value.moduleId ?? null;
+    const detail = await getDeviceDetail(await store(), deviceId.value, moduleId);
+    if (!detail) {
+      return problem(notFoundProblem(`No compliance records for ${twinName(deviceId.value, moduleId)}: check the id, or wait until the reconciler has seen its twin.`));
+    }
+    return json(detail);
+  },
+
+  /** GET compliance/devices.csv */
+  async devicesCsv(request, store) {
+    const q = parseQuery(request.query, filterSchemas, { tags: true });
+    if (!q.ok) return problem(q.problem);
+    const db = await store();
+    const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+    return {
+      status: 200,
+      headers: {
+        ...noStore,
+        "content-type": "text/csv; charset=utf-8",
+        "content-disposition": `attachment; filename="compliance-${stamp}.csv"`,
+      },
+      body: toByteStream(streamDevicesCsv(db, toFilters(q.value))),
+    };
+  },
+
+  /** POST compliance/devices/{deviceId}/repush?moduleId= — queue a re-push for the next timer run. */
+  async repush(request, store) {
+    const deviceId = pathParam(request, "deviceId");
+    if (!deviceId.ok) return deviceId.response;
+    const q = parseQuery(request.query, { moduleId: twinId });
+    if (!q.ok) return problem(q.problem);
+    const key = { deviceId: deviceId.value, moduleId: q.value.moduleId ?? null };
+    const db = await store();
+    const known = await db.query("SELECT 1 FROM devices WHERE device_id = $1 AND module_id = $2", [key.deviceId, key.moduleId ?? ""]);
+    if (known.rows.length === 0) return problem(notFoundProblem(`No compliance records for ${twinName(key.deviceId, key.moduleId)}.`));
+    const queuedAt = new Date().toISOString();
+    const paths = await queueRepushNow(db, key, queuedAt);
+    if (paths.length === 0) {
+      return problem(
+        conflictProblem(`Nothing to re-push for ${twinName(key.deviceId, key.moduleId)}: every property is compliant or failed (a device that said no is not asked again).`),
+      );
+    }
+    return json({ ...key, queuedAt, paths }, 202);
+  },
+
+  /** GET openapi.json */
+  async openApi() {
+    return { status: 200, headers: { "content-type": "application/json", "cache-control": "max-age=300" }, jsonBody: openApiDocument };
+  },
+
+  /** GET dashboard */
+  async dashboard() {
+    const page = dashboardPage();
+    return {
+      status: 200,
+      headers: {
+        "content-type": "text/html; charset=utf-8",
+        "cache-control": "no-cache",
+        "content-security-policy": page.contentSecurityPolicy,
+        "x-content-type-options": "nosniff",
+        "referrer-policy": "no-referrer",
+      },
+      body: page.html,
+    };
+  },
+} satisfies Record<string, ReportRoute>;

@@ -1,0 +1,204 @@
+import { z } from "zod";
+import type { Database, Queryable } from "../store/Database";
+import {
+  complianceStates,
+  effectiveDeviceStateSql,
+  effectiveRecordStateSql,
+  emptyStateCounts,
+  type ComplianceState,
+  type StateCounts,
+} from "./complianceStates";
+import { maxSinceSeconds, type ReportFilters } from "./reportQuery";
+import { deviceFilterSql, recordFilterSql, SqlParams, tagFilterSql, whereSql } from "./reportSql";
+
+export interface ComplianceSummary {
+  generatedAt: string;
+  /** Devices (and module twins) the filters select. */
+  devices: number;
+  /** Property records the filters select. */
+  properties: number;
+  /** Devices by their state. */
+  byState: StateCounts;
+  /** Property records by their state. */
+  propertiesByState: StateCounts;
+  byProperty: { path: string; total: number; byState: StateCounts }[];
+  timeToCompliance: { sinceSeconds: number; count: number; p50: number | null; p95: number | null };
+}
+
+export interface SummaryOptions {
+  now?: Date;
+  /** Look-back window of time-to-compliance, seconds (default 24h). */
+  sinceSeconds?: number;
+  /**
+   * Without filters, read the counters 003_reports.sql maintains instead of counting every record
+   * (default true; false = count live, the benchmark's baseline).
+   */
+  useCounters?: boolean;
+}
+
+type PathCount = { path: string; state: ComplianceState; n: number };
+
+const countRow = z.object({ state: z.enum(complianceStates), n: z.coerce.number() });
+const pathCountRow = countRow.extend({ path: z.string() });
+const ttcRow = z.object({ count: z.coerce.number(), p50: z.coerce.number().nullable(), p95: z.coerce.number().nullable() });
+
+/** Fleet compliance: devices and property records by state, by property, and time-to-compliance percentiles. */
+export async function getComplianceSummary(db: Queryable, filters: ReportFilters, options: SummaryOptions = {}): Promise<ComplianceSummary> {
+  const now = options.now ?? new Date();
+  const sinceSeconds = options.sinceSeconds ?? 86400;
+  const unfiltered = filters.tags.length === 0 && filters.state === undefined && filters.property === undefined;
+  const { byState, byPath } =
+    unfiltered && options.useCounters !== false
+      ? await readCounters(db, now)
+      : { byState: await countDevices(db, filters, now), byPath: await countRecords(db, filters, now) };
+  const timeToCompliance = await timeToCompliancePercentiles(db, filters, now, sinceSeconds);
+
+  const propertiesByState = emptyStateCounts();
+  const byProperty = new Map<string, StateCounts>();
+  for (const row of byPath) {
+    const counts = byProperty.get(row.path) ?? emptyStateCounts();
+    counts[row.state] += row.n;
+    propertiesByState[row.state] += row.n;
+    byProperty.set(row.path, counts);
+  }
+  const sum = (c: StateCounts) => complianceStates.reduce((n, s) => n + c[s], 0);
+  return {
+    generatedAt: now.toISOString(),
+    devices: sum(byState),
+    properties: sum(propertiesByState),
+    byState,
+    propertiesByState,
+    byProperty: [...byProperty.entries()]
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([path, counts]) => ({ path, total: sum(counts), byState: counts })),
+    timeToCompliance: { sinceSeconds, ...timeToCompliance },
+  };
+}
+
+async function countDevices(db: Queryable, filters: ReportFilters, now: Date): Promise<StateCounts> {
+  const params = new SqlParams();
+  const nowSql = params.add(now.toISOString(), "::timestamptz");
+  const where = whereSql(deviceFilterSql("d", filters, params, nowSql));
+  const { rows } = await db.query(
+    `SELECT ${effectiveDeviceStateSql("d", nowSql)} AS state, count(*) AS n FROM devices d ${where} GROUP BY 1`,
+    params.values,
+  );
+  const counts = emptyStateCounts();
+  for (const row of z.array(countRow).parse(rows)) counts[row.state] += row.n;
+  return counts;
+}
+
+const counterRow = z.object({
+  src: z.enum(["count", "overdue"]),
+  kind: z.enum(["record", "device"]),
+  path: z.string(),
+  state: z.enum(complianceStates),
+  n: z.coerce.number(),
+  rows: z.coerce.number(),
+});
+
+/** Fold the deltas into one row per key once there are this many. */
+const compactAfterRows = 2000;
+
+/**
+ * Stored-state counts from report_state_deltas, and — in the same snapshot — the pending records and
+ * the devices whose stale_at has passed, which move to 'stale'.
+ */
+async function readCounters(db: Queryable, now: Date): Promise<{ byState: StateCounts; byPath: PathCount[] }> {
+  const { rows } = await db.query(
+    `SELECT 'count' AS src, kind, path, state, sum(n) AS n, count(*) AS rows FROM report_state_deltas GROUP BY kind, path, state
+     UNION ALL
+     SELECT 'overdue', 'record', path, 'pending', count(*), 0 FROM property_records
+      WHERE state = 'pending' AND stale_at <= $1::timestamptz GROUP BY path
+     UNION ALL
+     SELECT 'overdue', 'device', '', state, count(*), 0 FROM devices
+      WHERE stale_at IS NOT NULL AND state IN ('compliant', 'pending', 'drifted') AND stale_at <= $1::timestamptz GROUP BY state`,
+    [now.toISOString()],
+  );
+  const byState = emptyStateCounts();
+  const byKey = new Map<string, PathCount>();
+  const add = (path: string, state: ComplianceState, n: number) => {
+    const key = `${state}\u0000${path}`;
+    const entry = byKey.get(key) ?? { path, state, n: 0 };
+    entry.n += n;
+    byKey.set(key, entry);
+  };
+  let deltaRows = 0;
+  for (const row of z.array(counterRow).parse(rows)) {
+    deltaRows += row.rows;
+    const moves: [ComplianceState, number][] = row.src === "count" ? [[row.state, row.n]] : [[row.state, -row.n], ["stale", row.n]];
+    for (const [state, n] of moves) {
+      if (row.kind === "device") byState[state] += n;
+      else add(row.path, state, n);
+    }
+  }
+  if (deltaRows > compactAfterRows) await compactReportCounters(db, now);
+  return { byState, byPath: [...byKey.values()].filter((c) => c.n !== 0) };
+}
+
+/**
+ * Folds report_state_deltas into one row per (kind, path, state). One statement: rows a concurrent
+ * compaction already folded are skipped (deleted under us), rows written meanwhile stay for next time.
+ */
+export async function compactReportCounters(db: Queryable, now = new Date()): Promise<void> {
+  await db.query("DELETE FROM report_compliance_times WHERE at < $1::timestamptz", [new Date(now.getTime() - maxSinceSeconds * 1000).toISOString()]);
+  await db.query(
+    `WITH folded AS (DELETE FROM report_state_deltas RETURNING kind, path, state, n)
+     INSERT INTO report_state_deltas (kind, path, state, n)
+     SELECT kind, path, state, sum(n) FROM folded GROUP BY kind, path, state HAVING sum(n) <> 0`,
+  );
+}
+
+/** Rebuilds the counters from the tables (after writes made with triggers disabled, e.g. a bulk load). */
+export async function rebuildReportCounters(db: Database): Promise<void> {
+  await db.transaction(async (tx) => {
+    await tx.query("LOCK TABLE property_records, devices IN SHARE MODE");
+    await tx.query("DELETE FROM report_state_deltas");
+    await tx.query(
+      `INSERT INTO report_state_deltas (kind, path, state, n)
+       SELECT 'record', path, state, count(*) FROM property_records GROUP BY path, state
+       UNION ALL
+       SELECT 'device', '', state, count(*) FROM devices GROUP BY state`,
+    );
+  });
+}
+
+async function countRecords(db: Queryable, filters: ReportFilters, now: Date): Promise<PathCount[]> {
+  const params = new SqlParams();
+  const nowSql = params.add(now.toISOString(), "::timestamptz");
+  const join = filters.tags.length > 0 ? "JOIN devices d ON d.device_id = r.device_id AND d.module_id = r.module_id" : "";
+  const where = whereSql(recordFilterSql("r", "d", filters, params, nowSql));
+  const { rows } = await db.query(
+    `SELECT r.path, ${effectiveRecordStateSql("r", nowSql)} AS state, count(*) AS n FROM property_records r ${join} ${where} GROUP BY 1, 2`,
+    params.values,
+  );
+  return z.array(pathCountRow).parse(rows);
+}
+
+/**
+ * Seconds from a desired change to compliance, over the transitions to 'compliant' in the window:
+ * report_compliance_times (003_reports.sql) holds each one's duration, taken when it was written.
+ */
+async function timeToCompliancePercentiles(db: Queryable, filters: ReportFilters, now: Date, sinceSeconds: number) {
+  const params = new SqlParams();
+  const nowSql = params.add(now.toISOString(), "::timestamptz");
+  const fromSql = params.add(new Date(now.getTime() - sinceSeconds * 1000).toISOString(), "::timestamptz");
+  const where = [`t.at > ${fromSql}`, `t.at <= ${nowSql}`];
+  if (filters.property !== undefined) where.push(`t.path = ${params.add(filters.property)}`);
+  const join =
+    filters.tags.length > 0
+      ? `JOIN devices d ON d.device_id = t.device_id AND d.module_id = t.module_id AND ${filters.tags.map((tag) => tagFilterSql("d", tag, params)).join(" AND ")}`
+      : "";
+  const { rows } = await db.query(
+    `SELECT count(*) AS count,
+            percentile_cont(0.5) WITHIN GROUP (ORDER BY t.seconds) AS p50,
+            percentile_cont(0.95) WITHIN GROUP (ORDER BY t.seconds) AS p95
+       FROM report_compliance_times t ${join}
+      WHERE ${where.join(" AND ")}`,
+    params.values,
+  );
+  const row = ttcRow.parse(rows[0]);
+  // Millisecond precision: percentile_cont's float arithmetic differs in the last bits between builds.
+  const round = (s: number | null) => (s === null ? null : Math.round(s * 1000) / 1000);
+  return { count: row.count, p50: round(row.p50), p95: round(row.p95) };
+}

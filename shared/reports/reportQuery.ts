@@ -1,0 +1,99 @@
+import { z } from "zod";
+import { complianceStates, type ComplianceState } from "./complianceStates";
+import { invalidParamsProblem, type InvalidParam, type Problem } from "./Problem";
+
+/** Filters every report accepts. `tags` are matched against the device's twin tags. */
+export interface ReportFilters {
+  state?: ComplianceState;
+  property?: string;
+  tags: TagFilter[];
+}
+
+/** `tag.<dot.path>=<value>`: the tag at `path` equals `value` (as a string, or as the number/boolean it spells). */
+export interface TagFilter {
+  path: string[];
+  value: string;
+}
+
+export const maxTagFilters = 10;
+const printable = /^[^\p{Cc}]+$/u;
+
+export const stateParam = z.enum(complianceStates);
+export const propertyParam = z.string().min(1).max(512).regex(printable, "must be a desired property path (printable characters)");
+export const limitParam = z
+  .string()
+  .regex(/^\d{1,4}$/, "must be an integer from 1 to 1000")
+  .transform(Number)
+  .pipe(z.number().int().min(1, "must be an integer from 1 to 1000").max(1000, "must be an integer from 1 to 1000"));
+const sinceUnits = { s: 1, m: 60, h: 3600, d: 86400 } as const;
+export const maxSinceSeconds = 90 * 86400;
+/** A look-back window such as `30m`, `24h`, `7d` (at most 90 days), as seconds. */
+export const sinceParam = z
+  .string()
+  .regex(/^\d{1,7}[smhd]$/, "must be a duration such as 90s, 30m, 24h or 7d")
+  .transform((s) => Number(s.slice(0, -1)) * sinceUnits[s.slice(-1) as keyof typeof sinceUnits])
+  .pipe(z.number().int().min(1, "must be at least 1s").max(maxSinceSeconds, "must be at most 90d"));
+const tagSegment = z.string().min(1, "has an empty path segment").max(128).regex(printable, "must be printable");
+const tagValue = z.string().max(256, "must be at most 256 characters");
+
+type ParamSchemas = Record<string, z.ZodType<unknown, string>>;
+type Parsed<S extends ParamSchemas> = { [K in keyof S]?: z.output<S[K]> };
+
+export type QueryResult<T> = { ok: true; value: T } | { ok: false; problem: Problem };
+
+/**
+ * Validates a query string against `schemas` (each parameter at most once), plus `tag.<path>` filters
+ * when `tags` is set. Unknown parameters are rejected so a typo is not silently ignored; `code` (the
+ * Functions key) is allowed everywhere.
+ */
+export function parseQuery<S extends ParamSchemas>(
+  query: URLSearchParams,
+  schemas: S,
+  options: { tags?: boolean } = {},
+): QueryResult<Parsed<S> & { tags: TagFilter[] }> {
+  const invalid: InvalidParam[] = [];
+  const seen = new Set<string>();
+  const value: Record<string, unknown> = {};
+  const tags: TagFilter[] = [];
+  for (const [name, raw] of query) {
+    if (seen.has(name)) {
+      invalid.push({ name, reason: "must be given at most once" });
+      continue;
+    }
+    seen.add(name);
+    if (name === "code") continue;
+    if (options.tags && name.startsWith("tag.")) {
+      const segments = name.slice(4).split(".");
+      const issues = [
+        ...segments.flatMap((s) => tagSegment.safeParse(s).error?.issues ?? []),
+        ...(tagValue.safeParse(raw).error?.issues ?? []),
+      ];
+      if (segments.length > 8) invalid.push({ name, reason: "tag path must have at most 8 segments" });
+      else if (issues[0]) invalid.push({ name, reason: issues[0].message });
+      else tags.push({ path: segments, value: raw });
+      continue;
+    }
+    const schema = schemas[name];
+    if (!schema) {
+      invalid.push({ name, reason: `is not a parameter of this route (expected ${[...Object.keys(schemas), ...(options.tags ? ["tag.<path>"] : [])].join(", ")})` });
+      continue;
+    }
+    const parsed = schema.safeParse(raw);
+    if (parsed.success) value[name] = parsed.data;
+    else invalid.push({ name, reason: parsed.error.issues[0]?.message ?? "is invalid" });
+  }
+  if (tags.length > maxTagFilters) invalid.push({ name: "tag.*", reason: `at most ${maxTagFilters} tag filters` });
+  if (invalid.length > 0) return { ok: false, problem: invalidParamsProblem(invalid) };
+  return { ok: true, value: { ...(value as Parsed<S>), tags } };
+}
+
+/** The filters shared by summary, device list and CSV export. */
+export const filterSchemas = { state: stateParam, property: propertyParam };
+
+export function toFilters(value: { state?: ComplianceState; property?: string; tags: TagFilter[] }): ReportFilters {
+  return {
+    tags: value.tags,
+    ...(value.state !== undefined ? { state: value.state } : {}),
+    ...(value.property !== undefined ? { property: value.property } : {}),
+  };
+}
