@@ -2,18 +2,8 @@ import { rateLimitedTwinRegistry, rateLimiterOf, TokenBucket } from "../../share
 import type { TwinRegistry } from "../../shared/hub/TwinRegistry";
 import { desiredPatch } from "../../shared/repush/desiredPatch";
 import { repushBackoffMs } from "../../shared/repush/repushBackoff";
-import { fakeClock } from "./repushSupport";
+import { busiestSecond, fakeClock } from "./repushSupport";
 
-/** The most calls seen in any window [t, t + 1 s). */
-function busiestSecond(times: readonly number[]): number {
-  const sorted = [...times].sort((a, b) => a - b);
-  let most = 0;
-  for (let i = 0, j = 0; i < sorted.length; i++) {
-    while ((sorted[j] as number) < (sorted[i] as number) - 999) j++;
-    most = Math.max(most, i - j + 1);
-  }
-  return most;
-}
 
 describe("TokenBucket", () => {
   it("spaces calls evenly at the configured rate, concurrent callers included", async () => {

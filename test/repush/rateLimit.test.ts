@@ -1,17 +1,8 @@
 import { rateLimitedTwinRegistry, TokenBucket } from "../../shared/hub/TokenBucket";
 import { repushStaleDesired } from "../../shared/repush";
 import { openTestPglite } from "../support/testDatabases";
-import { device, fakeClock, inProcessHub, inProcessTwinRegistry, MINUTE, seedFromHub, testPolicy, testSettings } from "./repushSupport";
+import { busiestSecond, device, fakeClock, inProcessHub, inProcessTwinRegistry, MINUTE, seedFromHub, testPolicy, testSettings } from "./repushSupport";
 
-function busiestSecond(times: readonly number[]): number {
-  const sorted = [...times].sort((a, b) => a - b);
-  let most = 0;
-  for (let i = 0, j = 0; i < sorted.length; i++) {
-    while ((sorted[j] as number) < (sorted[i] as number) - 999) j++;
-    most = Math.max(most, i - j + 1);
-  }
-  return most;
-}
 
 it("never lets the hub see more twin operations per second than configured", async () => {
   const db = await openTestPglite();

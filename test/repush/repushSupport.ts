@@ -161,3 +161,14 @@ export async function recordOf(db: Database, deviceId: string, path: string): Pr
   );
   return result.rows[0];
 }
+
+/** The most calls seen in any window [t, t + 1 s). */
+export function busiestSecond(times: readonly number[]): number {
+  const sorted = [...times].sort((a, b) => a - b);
+  let most = 0;
+  for (let i = 0, j = 0; i < sorted.length; i++) {
+    while ((sorted[j] as number) < (sorted[i] as number) - 999) j++;
+    most = Math.max(most, i - j + 1);
+  }
+  return most;
+}
