@@ -25,10 +25,9 @@ export function emptyStateCounts(): Record<ComplianceState, number> {
 }
 
 /**
- * The state a stored record (or device) has at `now`: stored states are decided at event time, and
- * a `pending` one whose stale time has come is `stale` (for a device: when its state ranks below stale).
+ * The state a stored property record has at `now`: records are decided at event time, and a
+ * `pending` one whose stale time has come is `stale` (drifted, failed… are not aged).
  */
-export function stateAt(stored: ComplianceState, staleAt: string | undefined, now: string): ComplianceState {
-  if (staleAt === undefined || Date.parse(staleAt) > Date.parse(now)) return stored;
-  return stateRank(stored) < stateRank("stale") && stored !== "compliant" ? "stale" : stored;
+export function recordStateAt(stored: ComplianceState, staleAt: string | undefined, now: string): ComplianceState {
+  return stored === "pending" && staleAt !== undefined && Date.parse(staleAt) <= Date.parse(now) ? "stale" : stored;
 }

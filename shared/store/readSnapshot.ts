@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { COMPLIANCE_STATES, COMPARE_MODES, emptyStateCounts, stateAt, worstState, type ComplianceState } from "../compliance/ComplianceState";
+import { COMPLIANCE_STATES, COMPARE_MODES, emptyStateCounts, recordStateAt, worstState, type ComplianceState } from "../compliance/ComplianceState";
 import type { Json } from "../twin/json";
 import type { Queryable } from "./Database";
 
@@ -71,7 +71,7 @@ export async function readSnapshot(db: Queryable, now: string): Promise<Snapshot
       devices.push(device);
     }
     if (r.path === null || r.state === null) continue;
-    const state = stateAt(r.state, r.stale_at ?? undefined, now);
+    const state = recordStateAt(r.state, r.stale_at ?? undefined, now);
     byState[state]++;
     properties++;
     device.properties.push({

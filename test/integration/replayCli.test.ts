@@ -46,10 +46,12 @@ describe("twin-reconciler replay", () => {
     });
   });
 
-  test("judges staleness at --now", async () => {
+  test("judges staleness at --now: pending ages into stale, drifted stays drifted", async () => {
     const { out } = await cli(["replay", EVENTS, "--policy", POLICY, "--now", "2026-03-01T09:00:00Z", "--json"]);
-    const fan = JSON.parse(out).devices[1];
+    const [boiler, fan] = JSON.parse(out).devices;
     expect(fan.properties.find((p: { path: string }) => p.path === "fanOn").state).toBe("stale");
+    expect(boiler.properties.find((p: { path: string }) => p.path === "components.climate.maxTemperature").state).toBe("drifted");
+    expect(boiler.state).toBe("drifted");
   });
 
   test("prints a readable table without --json", async () => {

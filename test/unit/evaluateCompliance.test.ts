@@ -1,3 +1,4 @@
+import { recordStateAt, type ComplianceState } from "../../shared/compliance/ComplianceState";
 import { evaluateCompliance } from "../../shared/compliance/evaluateCompliance";
 import type { PropertyRecord } from "../../shared/compliance/PropertyRecord";
 import { parsePolicy } from "../../shared/policy/Policy";
@@ -150,5 +151,18 @@ describe("evaluateCompliance: history-dependent states", () => {
     const again = evaluateCompliance(t, policy, new Map(first.records.map((r) => [r.path, r])), at(1));
     expect(again.changed).toEqual([]);
     expect(again.transitions).toEqual([]);
+  });
+});
+
+describe("recordStateAt", () => {
+  test.each<[ComplianceState, string, string]>([
+    ["pending", at(10), "stale"],
+    ["pending", at(11), "pending"],
+    ["drifted", at(0), "drifted"],
+    ["failed", at(0), "failed"],
+    ["compliant", at(0), "compliant"],
+    ["escalated", at(0), "escalated"],
+  ])("a stored %s record with staleAt %s is %s at the time asked", (stored, staleAt, expected) => {
+    expect(recordStateAt(stored, staleAt, at(10))).toBe(expected);
   });
 });
