@@ -7,7 +7,6 @@
  * Options (env): BENCH_DEVICES (10000), BENCH_EVENTS (200000), BENCH_BATCH (100),
  * BENCH_PARTITIONS (4), BENCH_BASELINE_EVENTS (500: the baseline is throttled, so it runs a sample).
  */
-import { randomBytes } from "node:crypto";
 import { evaluateCompliance } from "../shared/compliance/evaluateCompliance";
 import { toTriggerInput, type ReceivedEvent } from "../shared/events/ReceivedEvent";
 import { decodeTwinChanges } from "../shared/events/decodeTwinChanges";
@@ -17,11 +16,9 @@ import { parsePolicy } from "../shared/policy/Policy";
 import { reconcileTwinChanges } from "../shared/reconcile";
 import type { Database } from "../shared/store/Database";
 import { loadTwinStates, writeBatch } from "../shared/store/complianceStore";
-import { migrate } from "../shared/store/migrate";
-import { openPglite } from "../shared/store/openPglite";
-import { openPostgres } from "../shared/store/openPostgres";
 import type { Twin } from "../shared/twin/Twin";
 import { FixtureTwin } from "../test/fixtures/twinEvents";
+import { openTestPglite, openTestPostgres } from "../test/support/testDatabases";
 
 const DEVICES = Number(process.env.BENCH_DEVICES ?? 10_000);
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 200_000);
@@ -130,25 +127,12 @@ async function runBaseline(db: Database, partitions: ReceivedEvent[][], registry
 }
 
 async function withStore<T>(name: string, work: (db: Database) => Promise<T>): Promise<T> {
-  let db: Database;
-  let drop: (() => Promise<void>) | undefined;
-  if (name === "postgres") {
-    const url = process.env.DATABASE_URL as string;
-    const schema = `bench_${randomBytes(4).toString("hex")}`;
-    const admin = openPostgres(url, { max: 1 });
-    await admin.query(`CREATE SCHEMA ${schema}`);
-    db = openPostgres({ connectionString: url, options: `-c search_path=${schema}` }, { max: PARTITIONS + 1 });
-    drop = async () => {
-      await admin.query(`DROP SCHEMA ${schema} CASCADE`);
-      await admin.close();
-    };
-  } else db = await openPglite();
-  await migrate(db);
+  // The test suites' stores: PostgreSQL in a schema of its own (dropped at close), or in-memory PGlite.
+  const db = name === "postgres" ? await openTestPostgres(process.env.DATABASE_URL as string, { max: PARTITIONS + 1 }) : await openTestPglite();
   try {
     return await work(db);
   } finally {
     await db.close();
-    await drop?.();
   }
 }
 

@@ -8,7 +8,6 @@
  *   npm run bench:reports                     # PGlite
  *   DATABASE_URL=postgresql://… npm run bench:reports
  */
-import { randomBytes } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import { emptyStateCounts } from "../shared/compliance/ComplianceState";
 import type { PropertyRecord } from "../shared/compliance/PropertyRecord";
@@ -18,9 +17,7 @@ import { listDevices } from "../shared/reports/listDevices";
 import { streamDevicesCsv } from "../shared/reports/streamDevicesCsv";
 import { writeBatch, type BatchWrite } from "../shared/store/complianceStore";
 import type { Database } from "../shared/store/Database";
-import { migrate } from "../shared/store/migrate";
-import { openPglite } from "../shared/store/openPglite";
-import { openPostgres } from "../shared/store/openPostgres";
+import { openTestPglite, openTestPostgres } from "../test/support/testDatabases";
 
 const DEVICES = Number(process.env.BENCH_DEVICES ?? 100_000);
 const PATHS = 10;
@@ -30,26 +27,13 @@ const SITES = ["berlin", "paris", "oslo", "lyon", "madrid"];
 async function openBenchStore(): Promise<{ db: Database; label: string; close(): Promise<void> }> {
   const url = process.env.DATABASE_URL?.trim();
   if (!url) {
-    const db = await openPglite();
-    await migrate(db);
+    const db = await openTestPglite();
     return { db, label: "PGlite (in memory)", close: () => db.close() };
   }
-  const schema = `bench_reports_${randomBytes(4).toString("hex")}`;
-  const admin = openPostgres(url, { max: 1 });
-  await admin.query(`CREATE SCHEMA ${schema}`);
-  const db = openPostgres({ connectionString: url, options: `-c search_path=${schema}` }, { max: 4 });
-  await migrate(db);
+  // A schema of its own, dropped at close (the test suites' helper).
+  const db = await openTestPostgres(url, { max: 4 });
   const version = (await db.query<{ v: string }>("SELECT current_setting('server_version') AS v")).rows[0]?.v;
-  return {
-    db,
-    label: `PostgreSQL ${version} (schema ${schema})`,
-    async close() {
-      await db.close();
-      if (process.env.BENCH_KEEP_SCHEMA) return void console.log(`kept schema ${schema}`);
-      await admin.query(`DROP SCHEMA ${schema} CASCADE`);
-      await admin.close();
-    },
-  };
+  return { db, label: `PostgreSQL ${version}`, close: () => db.close() };
 }
 
 /** Set-based seed: records first (state by a hash of device and path), devices = worst of their records, one history row per record. */

@@ -1,4 +1,6 @@
 import { parseArgs } from "node:util";
+import { COMPLIANCE_STATES, emptyStateCounts, type ComplianceState } from "../shared/compliance/ComplianceState";
+import { demoRollout } from "./demoRollout";
 import { startEmulator, type Emulator } from "./emulator";
 import { deviceBehaviours, type DeviceBehaviour } from "./fleet/DeviceBehaviour";
 import { startFleet, type Fleet } from "./fleet/startFleet";
@@ -19,18 +21,9 @@ const usage = `Usage: npm start -- [--devices N] [--seed S] [--port P] [--durati
   --port P        HTTP port of the functions host (default 7071)
   --duration D    run for D (e.g. 60s, 5m), stop, and print a JSON summary as the last line of stdout`;
 
-const states = ["compliant", "pending", "stale", "drifted", "failed", "escalated"] as const;
-type State = (typeof states)[number];
-type StateCounts = Record<State, number>;
+type StateCounts = Record<ComplianceState, number>;
 
-/** The demo rollout, in the seed tutorial's shape (local/demo-policy.json matches it). */
-const rollout = {
-  fanOn: true,
-  components: { climate: { minTemperature: 18, maxTemperature: 26 } },
-  telemetryConfig: { sendFrequency: "5m" },
-  targetTemperature: 21,
-  patchId: "rollout-1",
-};
+const rollout = demoRollout("rollout-1");
 
 /** Settings for the demo; local.settings.json and the environment may override them. */
 const demoDefaults: Record<string, string> = {
@@ -109,9 +102,9 @@ async function getJson(url: string): Promise<unknown> {
 }
 
 function toStateCounts(value: unknown): StateCounts {
-  const counts = Object.fromEntries(states.map((s) => [s, 0])) as StateCounts;
+  const counts = emptyStateCounts();
   if (typeof value === "object" && value !== null) {
-    for (const s of states) {
+    for (const s of COMPLIANCE_STATES) {
       const n = (value as Record<string, unknown>)[s];
       if (typeof n === "number") counts[s] = n;
     }
@@ -236,11 +229,11 @@ async function main(): Promise<void> {
         const rate = ((events - lastEvents) * 1000) / Math.max(1, now - lastAt);
         lastEvents = events;
         lastAt = now;
-        const seen = states.reduce((n, s) => n + byState[s], 0);
+        const seen = COMPLIANCE_STATES.reduce((n, s) => n + byState[s], 0);
         const counts = fleet.counters();
         const line =
           `[${Math.round((now - started) / 1000)}s] ${seen}/${options.devices} devices: ` +
-          states.map((s) => `${s} ${byState[s]}`).join(" · ") +
+          COMPLIANCE_STATES.map((s) => `${s} ${byState[s]}`).join(" · ") +
           ` | ${events} events (${rate.toFixed(0)}/s) | ${counts.connected}/${counts.devices} online`;
         if (stopping) return;
         if (tty) {

@@ -1,4 +1,5 @@
 import path from "node:path";
+import { demoRollout } from "../../local/demoRollout";
 import { startEmulator, type Emulator } from "../../local/emulator";
 import { startFleet, type Fleet } from "../../local/fleet/startFleet";
 import type { DeviceBehaviour } from "../../local/fleet/DeviceBehaviour";
@@ -11,13 +12,7 @@ import { getStore } from "../../shared/reports/getStore";
 // reconcileTwinChanges and complianceApi functions, PGlite in memory.
 
 const repoRoot = path.resolve(__dirname, "..", "..");
-const rollout = {
-  fanOn: true,
-  components: { climate: { minTemperature: 18, maxTemperature: 26 } },
-  telemetryConfig: { sendFrequency: "5m" },
-  targetTemperature: 21,
-  patchId: "e2e-rollout-1",
-};
+const rollout = demoRollout("e2e-rollout-1");
 const devices: { deviceId: string; behaviour: DeviceBehaviour }[] = [
   ...(["prompt", "rejecting", "offline", "drifting"] as const).flatMap((behaviour) => [
     { deviceId: `e2e-${behaviour}-1`, behaviour },
