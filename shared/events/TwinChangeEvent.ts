@@ -1,5 +1,5 @@
 import type { JsonObject } from "../twin/json";
-import type { TwinKey } from "../twin/Twin";
+import type { Twin, TwinKey } from "../twin/Twin";
 
 /** A decoded, validated twin-change notification (route source `TwinChangeEvents`). */
 export interface TwinChangeEvent {
@@ -16,5 +16,23 @@ export interface TwinChangeEvent {
   sequenceNumber: number | undefined;
   partitionId: string | undefined;
   /** Position in the trigger's batch. */
+  index: number;
+}
+
+/**
+ * A decoded device lifecycle notification (route source `DeviceLifecycleEvents`, application
+ * property `iothub-message-schema: deviceLifecycleNotification`). IoT Hub uses the same two opTypes
+ * for devices and modules; a module's event carries `moduleId`. Deleting a device deletes its
+ * modules with it (IoT Hub emits no module events then).
+ */
+export interface LifecycleEvent {
+  key: TwinKey;
+  opType: "createDeviceIdentity" | "deleteDeviceIdentity";
+  /** The twin the event body carries (deviceId, moduleId, etag, version, tags, properties). */
+  twin: Twin | undefined;
+  enqueuedTime: string;
+  sequenceNumber: number | undefined;
+  partitionId: string | undefined;
+  /** Position in the trigger's batch: orders lifecycle events against twin-change events. */
   index: number;
 }

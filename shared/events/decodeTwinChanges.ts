@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { isJsonObject, type Json, type JsonObject } from "../twin/json";
-import type { TwinChangeEvent } from "./TwinChangeEvent";
+import type { LifecycleEvent, TwinChangeEvent } from "./TwinChangeEvent";
 
 /** An event we could not use, kept whole with the reason so nothing is lost. */
 export interface DeadLetter {
@@ -15,6 +15,8 @@ export interface DeadLetter {
 
 export interface DecodedBatch {
   events: TwinChangeEvent[];
+  /** Device and module lifecycle notifications (create/delete), in batch order. */
+  lifecycle: LifecycleEvent[];
   /** Events from other sources (telemetry, lifecycle…) on the same hub: counted, not processed. */
   ignored: number;
   deadLetters: DeadLetter[];
@@ -57,7 +59,7 @@ const appPropertiesSchema = z
  * Never throws: every message ends as an event, an ignored count or a dead letter.
  */
 export function decodeTwinChanges(messages: unknown, triggerMetadata: unknown): DecodedBatch {
-  const out: DecodedBatch = { events: [], ignored: 0, deadLetters: [] };
+  const out: DecodedBatch = { events: [], lifecycle: [], ignored: 0, deadLetters: [] };
   const list = Array.isArray(messages) ? messages : [messages];
   const parsedMetadata = metadataSchema.safeParse(triggerMetadata ?? {});
   const metadata = parsedMetadata.success ? parsedMetadata.data : {};
