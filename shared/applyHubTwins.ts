@@ -1,0 +1,108 @@
+import isDeepEqual from "fast-deep-equal";
+import type { TransitionCause } from "./compliance/ComplianceState";
+import { evaluateCompliance } from "./compliance/evaluateCompliance";
+import type { PropertyRecord } from "./compliance/PropertyRecord";
+import { summarizeDevice } from "./compliance/summarizeDevice";
+import type { Policy } from "./policy/Policy";
+import { keyString, loadTwinStates, writeBatch, type BatchWrite, type StoredTwinState } from "./store/complianceStore";
+import type { Database, Queryable } from "./store/Database";
+import { lockTwins } from "./store/lockTwins";
+import { removeDeletedTwin } from "./store/repushStore";
+import type { Twin } from "./twin/Twin";
+
+export interface ApplyHubTwinsDeps {
+  db: Database;
+  policy: Policy;
+  /** Wall clock: the evaluation time and the write time (tests pass a fixed one). */
+  clock?: () => Date;
+}
+
+export interface ApplyHubTwinsOptions {
+  /** The history cause of the transitions (default `resync`). */
+  cause?: TransitionCause;
+  /**
+   * How the twins were read. `strong` (getTwin): the hub's twin now, so a version lower than the
+   * stored one means the device was deleted and created again under the same id — the stored twin
+   * is replaced (its records removed first, history kept, cause `deleted`). `eventual` (a twin
+   * query, up to 30 minutes behind): a lower version is merely old and is skipped.
+   */
+  consistency: "strong" | "eventual";
+}
+
+export interface ApplyHubTwinsResult {
+  /** Twins written: newer than the stored copy, unseen, flagged resyncNeeded, or re-created. */
+  applied: number;
+  /** Twins whose stored copy already had this version (and no resync pending): nothing written. */
+  unchanged: number;
+  /** Twins older than the stored copy (eventual reads only): nothing written. */
+  older: number;
+  /** Twins found re-created (strong reads only): the old twin's records removed, the new one stored. */
+  recreated: number;
+  transitions: number;
+}
+
+/**
+ * Applies complete twins read from IoT Hub (resync, fleet sync, a device created again) exactly as
+ * a `replaceTwin` carrying every section would be: level-based, from the hub's twin alone. One
+ * transaction, under the one-writer-per-twin lock: the stored state is read after the lock, so a
+ * concurrent reconcile or re-push is never overwritten with an older verdict. Clears resyncNeeded.
+ */
+export async function applyHubTwins(deps: ApplyHubTwinsDeps, twins: readonly Twin[], options: ApplyHubTwinsOptions): Promise<ApplyHubTwinsResult> {
+  const result: ApplyHubTwinsResult = { applied: 0, unchanged: 0, older: 0, recreated: 0, transitions: 0 };
+  if (twins.length === 0) return result;
+  const at = (deps.clock?.() ?? new Date()).toISOString();
+  const cause = options.cause ?? "resync";
+  // One twin per key: the newest read wins.
+  const latest = new Map<string, Twin>();
+  for (const twin of twins) {
+    const id = keyString(twin.deviceId, twin.moduleId);
+    const seen = latest.get(id);
+    if (!seen || twin.version > seen.version) latest.set(id, twin);
+  }
+  await deps.db.transaction(async (tx) => {
+    const keys = [...latest.values()].map((t) => ({ deviceId: t.deviceId, moduleId: t.moduleId }));
+    await lockTwins(tx, keys);
+    const stored = await loadTwinStates(tx, keys);
+    const write: BatchWrite = { at, twins: [], records: [], removed: [], history: [], devices: [], deadLetters: [] };
+    for (const [id, twin] of latest) {
+      let state = stored.get(id);
+      if (state && twin.version < state.twin.version) {
+        if (options.consistency === "eventual") {
+          result.older++;
+          continue;
+        }
+        await removeRecreated(tx, twin, at);
+        result.recreated++;
+        state = undefined;
+      } else if (state && twin.version === state.twin.version && !state.resyncNeeded) {
+        result.unchanged++;
+        continue;
+      }
+      result.transitions += addHubTwin(write, twin, state, deps.policy, at, cause);
+      result.applied++;
+    }
+    await writeBatch(tx, write);
+  });
+  return result;
+}
+
+/** The twin under this id is a new one: the old one's records go (history kept), as on a delete. */
+async function removeRecreated(tx: Queryable, twin: Twin, at: string): Promise<void> {
+  await removeDeletedTwin(tx, { deviceId: twin.deviceId, moduleId: twin.moduleId }, at, {
+    reason: "IoT Hub holds a lower twin version than the stored one: the device was deleted and created again",
+  });
+}
+
+/** Adds one hub twin's evaluation to `write`; returns the number of transitions. */
+function addHubTwin(write: BatchWrite, twin: Twin, state: StoredTwinState | undefined, policy: Policy, at: string, cause: TransitionCause): number {
+  const key = { deviceId: twin.deviceId, moduleId: twin.moduleId };
+  const previous = state?.records ?? new Map<string, PropertyRecord>();
+  const evaluation = evaluateCompliance(twin, policy, previous, at, cause);
+  write.twins.push({ twin, resyncNeeded: false });
+  for (const record of evaluation.changed) write.records.push({ key, record });
+  for (const path of evaluation.removed) write.removed.push({ key, path });
+  for (const transition of evaluation.transitions) write.history.push({ key, transition });
+  const device = { ...summarizeDevice(evaluation.records, state?.device, at), tags: twin.tags, resyncNeeded: false };
+  if (!isDeepEqual(device, state?.storedDevice)) write.devices.push({ key, ...device });
+  return evaluation.transitions.length;
+}
