@@ -16,6 +16,16 @@ export interface Runtime {
 }
 
 let runtime: Promise<Runtime> | undefined;
+let storeOverride: Database | undefined;
+
+/**
+ * Uses `db` as the runtime's store instead of opening one from the settings (tests that need a
+ * store of their own making, e.g. one that can be taken down); `undefined` goes back to the settings.
+ * Call before the first getRuntime() of the process, or after closeRuntime().
+ */
+export function useRuntimeStore(db: Database | undefined): void {
+  storeOverride = db;
+}
 
 /**
  * The process-wide runtime, created on first use. A failure (bad setting, store unreachable) is
@@ -33,7 +43,8 @@ export function getRuntime(env: Record<string, string | undefined> = process.env
 export async function closeRuntime(): Promise<void> {
   const current = runtime;
   runtime = undefined;
-  if (current) await (await current.catch(() => undefined))?.db.close();
+  const closing = await current?.catch(() => undefined);
+  if (closing && closing.db !== storeOverride) await closing.db.close();
 }
 
 async function createRuntime(env: Record<string, string | undefined>): Promise<Runtime> {
@@ -41,6 +52,6 @@ async function createRuntime(env: Record<string, string | undefined>): Promise<R
   const policy = loadPolicy(config.policy);
   // Rate-limited by one bucket per process: resyncs and re-pushes share HUB_TWIN_OPS_PER_SECOND.
   const registry = createTwinRegistry(config) ?? undefined;
-  const db = await openStore(config);
+  const db = storeOverride ?? (await openStore(config));
   return { config, db, policy, registry };
 }
