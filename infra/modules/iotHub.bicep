@@ -1,4 +1,4 @@
-// IoT Hub (S1) whose TwinChangeEvents are routed to an Event Hub custom endpoint reached with a
+// IoT Hub (S1) whose TwinChangeEvents and DeviceLifecycleEvents are routed to an Event Hub custom endpoint reached with a
 // user-assigned identity, with the fallback route kept for device telemetry, and the roles on it.
 
 @description('IoT Hub name.')
@@ -81,6 +81,18 @@ resource hub 'Microsoft.Devices/IotHubs@2023-06-30' = {
         {
           name: 'twin-changes'
           source: 'TwinChangeEvents'
+          condition: 'true'
+          endpointNames: [
+            twinChangesEndpointName
+          ]
+          isEnabled: true
+        }
+        {
+          // Device and module create/delete: the reconciler removes a deleted twin's records and starts
+          // a re-created device's twin afresh. Same event hub, so a device's lifecycle and twin events
+          // share its partition and keep their order.
+          name: 'device-lifecycle'
+          source: 'DeviceLifecycleEvents'
           condition: 'true'
           endpointNames: [
             twinChangesEndpointName

@@ -92,9 +92,10 @@ describe("infra/*.bicep structure", () => {
     expect(declared.filter((p) => !p.hasDefault && !given.includes(p.name)).map((p) => p.name)).toEqual([]);
   });
 
-  it("routes TwinChangeEvents to the event hub with an identity and keeps the fallback route", () => {
+  it("routes TwinChangeEvents and DeviceLifecycleEvents to the event hub with an identity and keeps the fallback route", () => {
     const hub = readBicep(path.join("modules", "iotHub.bicep"));
     expect(hub).toMatch(/source: 'TwinChangeEvents'/);
+    expect(hub).toMatch(/source: 'DeviceLifecycleEvents'\s+condition: 'true'\s+endpointNames: \[\s+twinChangesEndpointName/);
     expect(hub).toMatch(/authenticationType: 'identityBased'/);
     expect(hub).toMatch(/fallbackRoute: \{[^}]*isEnabled: true/);
   });
