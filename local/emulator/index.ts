@@ -51,7 +51,7 @@ export interface EmulatorCounters {
   throttled: Record<ThrottledOperation, number>;
 }
 
-/** A running local IoT Hub: service API over HTTPS, device endpoint over MQTT/TLS, twin-change event stream. */
+/** A running local IoT Hub: service API over HTTPS, device endpoint over MQTT/TLS, routed event stream (twin changes, lifecycle). */
 export interface Emulator {
   readonly hubName: string;
   /** `HostName=localhost;SharedAccessKeyName=iothubowner;SharedAccessKey=…` (no port: see `httpsPort`). */
