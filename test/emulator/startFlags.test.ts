@@ -75,6 +75,8 @@ describe("bad values exit 2 with one line on stderr and no stack trace", () => {
 test("a short run binds the given ports, drops events and prints a connection string and CA that the unmodified azure-iothub can use", async () => {
   // Port 443 lets the official Registry use the printed connection string as it is; it needs root
   // and a free port 443. Otherwise the run uses a free port and that one check is skipped.
+  // 10 s, not less: the banner comes after PGlite opens (~5 s on a busy machine) and the check
+  // must finish while the hub still runs.
   const probe443 = process.getuid?.() === 0 ? await listenOn(443) : null;
   if (probe443 !== null) await close(probe443);
   const hubPort = probe443 !== null ? 443 : await freePort();
@@ -84,7 +86,7 @@ test("a short run binds the given ports, drops events and prints a connection st
 
   const child = spawn(
     process.execPath,
-    [startJs, "--duration", "8s", "--devices", "5", "--drop-events", "0.3", "--hub-port", String(hubPort), "--mqtt-port", String(mqttPort), "--port", String(hostPort)],
+    [startJs, "--duration", "10s", "--devices", "5", "--drop-events", "0.3", "--hub-port", String(hubPort), "--mqtt-port", String(mqttPort), "--port", String(hostPort)],
     { cwd: repoRoot, env: childEnv() },
   );
   let stdout = "";
