@@ -15,11 +15,16 @@ import { closeRuntime } from "../shared/runtime";
 // `npm start`: IoT Hub emulator + simulated fleet + local functions host (all registered
 // functions) + PGlite, a demo rollout of desired properties, and a live progress line.
 
-const usage = `Usage: npm start -- [--devices N] [--seed S] [--port P] [--duration 60s]
-  --devices N     simulated devices (default 200), a mix of every behaviour
-  --seed S        seeds the fleet's behaviours and timings (default 1)
-  --port P        HTTP port of the functions host (default 7071)
-  --duration D    run for D (e.g. 60s, 5m), stop, and print a JSON summary as the last line of stdout`;
+const usage = `Usage: npm start -- [--devices N] [--seed S] [--port P] [--duration 60s] [--drop-events F] [--hub-port N] [--mqtt-port N]
+  --devices N       simulated devices (default 200), a mix of every behaviour
+  --seed S          seeds the fleet's behaviours and timings, and the emulator's event faults (default 1)
+  --port P          HTTP port of the functions host (default 7071)
+  --duration D      run for D (e.g. 60s, 5m), stop, and print a JSON summary as the last line of stdout
+  --drop-events F   the emulator never delivers this fraction of twin-change events (0 to below 1, e.g. 0.3)
+  --hub-port N      port of the emulator's HTTPS service API (default: a free one); 443 lets the
+                    unmodified azure-iothub use the printed IOTHUB_CONNECTION_STRING as it is
+  --mqtt-port N     port of the emulator's MQTT device endpoint (default: a free one); 8883 likewise
+                    for azure-iot-device`;
 
 type StateCounts = Record<ComplianceState, number>;
 
@@ -38,40 +43,95 @@ interface Options {
   seed: number;
   port: number;
   durationMs: number | undefined;
+  /** Fraction of twin-change events the emulator never delivers. */
+  dropEvents: number;
+  /** Emulator ports; 0 = a free one. */
+  hubPort: number;
+  mqttPort: number;
+}
+
+const maxDurationMs = 7 * 86_400_000;
+
+/** Unusable arguments: one line on stderr, exit code 2, no stack trace. */
+function usageError(message: string): never {
+  process.stderr.write(`npm start: ${message} (npm start -- --help for the options)\n`);
+  process.exit(2);
 }
 
 function parseOptions(argv: string[]): Options {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      devices: { type: "string" },
-      seed: { type: "string" },
-      port: { type: "string" },
-      duration: { type: "string" },
-      help: { type: "boolean", short: "h" },
-    },
-    strict: true,
-  });
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        devices: { type: "string" },
+        seed: { type: "string" },
+        port: { type: "string" },
+        duration: { type: "string" },
+        "drop-events": { type: "string" },
+        "hub-port": { type: "string" },
+        "mqtt-port": { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+      strict: true,
+    }));
+  } catch (error) {
+    usageError((error as Error).message.split("\n")[0]!);
+  }
   if (values.help) {
     process.stdout.write(`${usage}\n`);
     process.exit(0);
   }
-  const integer = (name: string, raw: string | undefined, fallback: number, min: number, max: number): number => {
+  const text = (name: string): string | undefined => {
+    const raw = values[name];
+    return typeof raw === "string" ? raw : undefined;
+  };
+  const integer = (name: string, fallback: number, min: number, max: number): number => {
+    const raw = text(name);
     if (raw === undefined) return fallback;
-    if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) throw new Error(`--${name} must be a whole number from ${min} to ${max}, got "${raw}"`);
+    if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) usageError(`--${name} must be a whole number from ${min} to ${max}, got "${raw}"`);
     return Number(raw);
   };
   let durationMs: number | undefined;
-  if (values.duration !== undefined) {
-    durationMs = /^\d+$/.test(values.duration) ? Number(values.duration) * 1000 : parseDuration(values.duration);
-    if (durationMs <= 0) throw new Error(`--duration must be above zero, got "${values.duration}"`);
+  const duration = text("duration");
+  if (duration !== undefined) {
+    try {
+      durationMs = /^\d+$/.test(duration) ? Number(duration) * 1000 : parseDuration(duration);
+    } catch (error) {
+      usageError(`--duration: ${(error as Error).message}`);
+    }
+    if (!(durationMs > 0)) usageError(`--duration must be above zero, got "${duration}"`);
+    // setTimeout fires at once beyond 2^31 - 1 ms.
+    if (durationMs > maxDurationMs) usageError(`--duration must be at most 7d, got "${duration}"`);
   }
-  return {
-    devices: integer("devices", values.devices, 200, 1, 5000),
-    seed: integer("seed", values.seed, 1, 0, 2 ** 32 - 1),
-    port: integer("port", values.port, 7071, 0, 65535),
+  const dropRaw = text("drop-events");
+  let dropEvents = 0;
+  if (dropRaw !== undefined) {
+    dropEvents = Number(dropRaw);
+    if (!/^(\d+(\.\d*)?|\.\d+)$/.test(dropRaw) || !(dropEvents < 1)) {
+      usageError(`--drop-events must be a fraction from 0 to below 1 (e.g. 0.3), got "${dropRaw}"`);
+    }
+  }
+  const options: Options = {
+    devices: integer("devices", 200, 1, 5000),
+    seed: integer("seed", 1, 0, 2 ** 32 - 1),
+    port: integer("port", 7071, 0, 65535),
     durationMs,
+    dropEvents,
+    hubPort: integer("hub-port", 0, 0, 65535),
+    mqttPort: integer("mqtt-port", 0, 0, 65535),
   };
+  const fixed = [
+    ["--port", options.port],
+    ["--hub-port", options.hubPort],
+    ["--mqtt-port", options.mqttPort],
+  ].filter(([, port]) => port !== 0);
+  for (let i = 0; i < fixed.length; i++) {
+    for (let j = i + 1; j < fixed.length; j++) {
+      if (fixed[i]![1] === fixed[j]![1]) usageError(`${fixed[i]![0]} and ${fixed[j]![0]} cannot both be ${fixed[i]![1]}`);
+    }
+  }
+  return options;
 }
 
 const tty = process.stdout.isTTY === true;
@@ -181,7 +241,20 @@ async function main(): Promise<void> {
 
   try {
     say(`Twin Reconciler — everything on this machine (${options.devices} simulated devices, seed ${options.seed})`);
-    emulator = await startEmulator({ throttling: "off", faults: { seed: options.seed, duplicateProbability: 0.02, resendProbability: 0.01 } });
+    emulator = await startEmulator({
+      throttling: "off",
+      httpsPort: options.hubPort,
+      mqttPort: options.mqttPort,
+      faults: { seed: options.seed, duplicateProbability: 0.02, resendProbability: 0.01, dropRate: options.dropEvents },
+    }).catch((error: unknown) => {
+      // A port given on the command line that cannot be bound is a usage problem, not a crash.
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === "EADDRINUSE" || code === "EACCES") {
+        const port = (error as { port?: number }).port;
+        usageError(`cannot bind the IoT Hub emulator to port ${String(port)} (${code === "EACCES" ? "permission denied: ports below 1024 need root" : "already in use"})`);
+      }
+      throw error;
+    });
     host = await startLocalHost({
       eventStream: emulator.events,
       port: options.port,
@@ -201,6 +274,16 @@ async function main(): Promise<void> {
     const store = db.kind === "pglite" ? `PGlite in ${process.env.PGLITE_DATA_DIR === "memory" ? "memory" : process.env.PGLITE_DATA_DIR}` : `PostgreSQL ${redact(process.env.DATABASE_URL ?? "")}`;
     const fns = host.functions.map((f) => `${f.name} (${f.trigger.replace(/Trigger$/, "")})`).join(", ");
     say(`  IoT Hub emulator  hub "${emulator.hubName}", service API https://localhost:${emulator.httpsPort}, MQTT mqtts://localhost:${emulator.mqttPort}, CA ${emulator.caFile}`);
+    if (options.dropEvents > 0) say(`  Event loss        ${Math.round(options.dropEvents * 1000) / 10}% of twin-change events never delivered (--drop-events)`);
+    // A deliberate exception to "never print a key", so a user can point their own back-end code
+    // or tools (az, the SDKs) at the emulator: the hub is local only (bound to 127.0.0.1) and its
+    // access-policy keys are random per run (IotHub's constructor; only the TLS CA and certificate
+    // persist, in .data/emulator), so the key is worthless once this process ends.
+    say(`IOTHUB_CONNECTION_STRING=${emulator.serviceConnectionString}`);
+    say(`NODE_EXTRA_CA_CERTS=${emulator.caFile}`);
+    if (emulator.httpsPort !== 443) {
+      say(`  (the unmodified azure-iothub cannot name a port: with --hub-port 443 --mqtt-port 8883 these work as printed)`);
+    }
     say(`  Store             ${store}${forgotten > 0 ? ` (forgot ${forgotten} devices of an earlier run)` : ""}`);
     say(`  Functions host    ${host.url}  app settings: ${host.settingsSource === "local.settings.json" ? "local.settings.json" : "built-in defaults"}`);
     say(`  Functions         ${fns}`);
@@ -276,6 +359,7 @@ async function main(): Promise<void> {
           appended: emitted.appended,
           duplicated: emitted.duplicated,
           resent: emitted.resent,
+          dropped: emitted.dropped,
           delivered: stats.events,
           batches: stats.batches,
           retries: stats.retries,

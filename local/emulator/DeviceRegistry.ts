@@ -67,7 +67,24 @@ export interface TwinPatch {
 export interface TwinChange {
   deviceId: string;
   moduleId: string | null;
+  /** The identity's `generationId`: a device deleted and created again under its id is a new twin. */
+  generationId: string;
   opType: "updateTwin" | "replaceTwin";
+  timestampMs: number;
+  body: JsonObject;
+}
+
+/**
+ * A device or module created or deleted, as IoT Hub routes `DeviceLifecycleEvents` (Microsoft's
+ * non-telemetry event schema): modules use the same two opTypes as devices. The body is the twin
+ * (`deviceId`, `moduleId`, `etag`, `version`, `tags`, `properties` with `$metadata`/`$version`);
+ * on delete, the twin as it was.
+ */
+export interface LifecycleChange {
+  deviceId: string;
+  moduleId: string | null;
+  generationId: string;
+  opType: "createDeviceIdentity" | "deleteDeviceIdentity";
   timestampMs: number;
   body: JsonObject;
 }
@@ -78,6 +95,8 @@ export interface DeviceRegistryOptions {
   generateKey: () => string;
   /** Called after every twin change, in order. */
   onTwinChange?: (change: TwinChange) => void;
+  /** Called after every create and delete of a device or module, in order with the twin changes. */
+  onLifecycle?: (change: LifecycleChange) => void;
   /** Called after every desired change with what IoT Hub pushes to the device: the patch plus `$version`. */
   onDesiredChange?: (address: TwinAddress, notification: JsonObject) => void;
 }
@@ -148,15 +167,22 @@ export class DeviceRegistry {
     return structuredClone(identity);
   }
 
-  /** Deletes a device (with its modules) or a module. */
+  /**
+   * Deletes a device (with its modules) or a module. Deleting a device emits only the device's
+   * `deleteDeviceIdentity`, none for the modules that go with it: IoT Hub's documentation names no
+   * module events for that case, and a consumer that removes a device removes its modules too.
+   * (A design choice; shared/events/TwinChangeEvent.ts `LifecycleEvent` says the same.)
+   */
   deleteDevice(id: TwinId, etag?: string): void {
     const address = toAddress(id);
     const record = this.record(address);
     checkEtag(record.identity.etag, etag);
+    const body = lifecycleBody(record);
     this.records.delete(recordKey(address));
     if (address.moduleId === null) {
       for (const [key, r] of this.records) if (r.identity.deviceId === address.deviceId) this.records.delete(key);
     }
+    this.emitLifecycle(record, "deleteDeviceIdentity", body);
   }
 
   hasDevice(id: TwinId): boolean {
@@ -200,7 +226,7 @@ export class DeviceRegistry {
     if (desiredPatch !== undefined) {
       body.properties = { desired: sectionPatchJson(desired, desiredPatch) };
     }
-    this.options.onTwinChange?.({ ...address, opType: "updateTwin", timestampMs: nowMs, body });
+    this.options.onTwinChange?.({ ...address, generationId: record.identity.generationId, opType: "updateTwin", timestampMs: nowMs, body });
     if (desiredPatch !== undefined) {
       this.options.onDesiredChange?.(address, { ...structuredClone(desiredPatch), $version: desired.version });
     }
@@ -231,7 +257,7 @@ export class DeviceRegistry {
     body.version = record.version;
     body.tags = structuredClone(tags);
     body.properties = { desired: sectionToJson(record.desired), reported: sectionToJson(record.reported) };
-    this.options.onTwinChange?.({ ...address, opType: "replaceTwin", timestampMs: nowMs, body });
+    this.options.onTwinChange?.({ ...address, generationId: record.identity.generationId, opType: "replaceTwin", timestampMs: nowMs, body });
     this.options.onDesiredChange?.(address, { ...structuredClone(desired.values), $version: desired.version });
     return twinDocument(record);
   }
@@ -247,7 +273,7 @@ export class DeviceRegistry {
     record.reported = reported;
     record.identity.lastActivityTime = hubTimestamp(nowMs);
     const body: JsonObject = { version: record.version, properties: { reported: sectionPatchJson(reported, patch) } };
-    this.options.onTwinChange?.({ ...address, opType: "updateTwin", timestampMs: nowMs, body });
+    this.options.onTwinChange?.({ ...address, generationId: record.identity.generationId, opType: "updateTwin", timestampMs: nowMs, body });
     return reported.version;
   }
 
@@ -302,16 +328,21 @@ export class DeviceRegistry {
       },
       ...(address.moduleId === null ? { capabilities: { iotEdge: false } } : {}),
     };
+    // A new twin is `version` 2 with etag `AAAAAAAAAAE=` and both sections at `$version` 1, their
+    // `$metadata` holding `$lastUpdated` only: the lifecycle event body in Microsoft's non-telemetry
+    // event schema and the DeviceCreated samples show exactly that, and it fits the observed etag =
+    // base64(version − 1) (iothub-facts §1, §2). So a device deleted and created again under its id
+    // starts again at version 2, below whatever its previous twin reached.
     const stamp = { lastUpdated: now };
-    this.records.set(key, {
-      identity,
-      version: 1,
-      etagCounter: 1,
-      tags: {},
-      desired: { ...emptySection({ ...stamp, lastUpdatedVersion: 1 }) },
-      reported: emptySection(stamp),
-    });
+    const record: TwinRecord = { identity, version: 2, etagCounter: 1, tags: {}, desired: emptySection(stamp), reported: emptySection(stamp) };
+    this.records.set(key, record);
+    this.emitLifecycle(record, "createDeviceIdentity", lifecycleBody(record));
     return structuredClone(identity);
+  }
+
+  private emitLifecycle(record: TwinRecord, opType: LifecycleChange["opType"], body: JsonObject): void {
+    const { deviceId, moduleId, generationId } = record.identity;
+    this.options.onLifecycle?.({ deviceId, moduleId: moduleId ?? null, generationId, opType, timestampMs: this.options.clock.now(), body });
   }
 
   private bump(record: TwinRecord): void {
@@ -365,6 +396,17 @@ function sectionPatchJson(section: TwinSection, patch: JsonObject): JsonObject {
   setOwn(out, "$metadata", metadataForPatch(section, patch));
   setOwn(out, "$version", section.version);
   return out;
+}
+
+/** The twin as a lifecycle event carries it (non-telemetry event schema): no identity fields. */
+function lifecycleBody(record: TwinRecord): JsonObject {
+  const body: JsonObject = { deviceId: record.identity.deviceId };
+  if (record.identity.moduleId !== undefined) body.moduleId = record.identity.moduleId;
+  body.etag = twinEtag(record);
+  body.version = record.version;
+  if (Object.keys(record.tags).length > 0) body.tags = structuredClone(record.tags);
+  body.properties = { desired: sectionToJson(record.desired), reported: sectionToJson(record.reported) };
+  return body;
 }
 
 function twinDocument(record: TwinRecord): JsonObject {

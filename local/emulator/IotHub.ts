@@ -3,6 +3,7 @@ import type { JsonObject } from "../../shared/twin/json";
 import { systemClock, type Clock } from "./Clock";
 import { DeviceRegistry, type TwinAddress } from "./DeviceRegistry";
 import { Throttle, type ThrottleTier } from "./Throttle";
+import { deviceLifecycleEvent } from "./deviceLifecycleEvent";
 import { twinChangeEvent } from "./twinChangeEvent";
 import { TwinChangeEventStream, type FaultInjection } from "./TwinChangeEventStream";
 
@@ -23,6 +24,12 @@ export interface IotHubOptions {
   authClock?: Clock;
   partitionCount?: number;
   faults?: FaultInjection;
+  /**
+   * Route `DeviceLifecycleEvents` (create/delete of devices and modules) into the same stream as the
+   * twin changes, as infra/main.bicep's route does; default true. Consumers that only know twin
+   * changes see them as another `iothub-message-source` and ignore them.
+   */
+  routeLifecycleEvents?: boolean;
   throttling?: ThrottleTier;
   units?: number;
   /** Base64 key generator (default: 32 random bytes). */
@@ -32,8 +39,9 @@ export interface IotHubOptions {
 export type DesiredListener = (address: TwinAddress, notification: JsonObject) => void;
 
 /**
- * The emulated hub in memory, without servers: registry and twins, quota buckets, the twin-change
- * event stream and access policies. The HTTPS service API and the MQTT device endpoint sit on it.
+ * The emulated hub in memory, without servers: registry and twins, quota buckets, the routed
+ * event stream (twin changes and lifecycle events) and access policies. The HTTPS service API and
+ * the MQTT device endpoint sit on it.
  */
 export class IotHub {
   readonly hubName: string;
@@ -44,6 +52,8 @@ export class IotHub {
   readonly events: TwinChangeEventStream;
   readonly throttle: Throttle;
   readonly policies: ReadonlyMap<string, AccessPolicy>;
+  /** Whether lifecycle events are routed to `events` (may be changed while running). */
+  routeLifecycleEvents: boolean;
   private readonly desiredListeners = new Set<DesiredListener>();
 
   constructor(options: IotHubOptions = {}) {
@@ -51,6 +61,7 @@ export class IotHub {
     this.hostName = options.hostName ?? "localhost";
     this.clock = options.clock ?? systemClock;
     this.authClock = options.authClock ?? systemClock;
+    this.routeLifecycleEvents = options.routeLifecycleEvents ?? true;
     const generateKey = options.generateKey ?? (() => randomBytes(32).toString("base64"));
     this.events = new TwinChangeEventStream({
       ...(options.partitionCount === undefined ? {} : { partitionCount: options.partitionCount }),
@@ -61,6 +72,9 @@ export class IotHub {
       clock: this.clock,
       generateKey,
       onTwinChange: (change) => this.events.append(twinChangeEvent(change, this.hubName)),
+      onLifecycle: (change) => {
+        if (this.routeLifecycleEvents) this.events.append(deviceLifecycleEvent(change, this.hubName));
+      },
       onDesiredChange: (address, notification) => {
         for (const listener of this.desiredListeners) listener(address, notification);
       },

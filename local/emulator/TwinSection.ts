@@ -7,6 +7,8 @@ import { isJsonObject, type Json, type JsonObject } from "../../shared/twin/json
  * IoT Hub rules implemented here: a merge patch adds/overwrites keys, `null` deletes, nested
  * objects merge, arrays are replaced whole; `$lastUpdated` is stamped at every level a patch
  * touches; desired metadata also carries `$lastUpdatedVersion` (the section `$version` of that change).
+ * Every key is an ordinary key, `__proto__`, `constructor` and `prototype` included: reads go through
+ * `ownValue` and writes through `setOwn`, so a key never reaches a prototype (test/fixtures/twinMergeCases.ts).
  */
 export interface TwinSection {
   values: JsonObject;
@@ -68,7 +70,7 @@ export function metadataForPatch(section: TwinSection, patch: JsonObject): JsonO
 function metadataForKeys(meta: MetadataNode, patch: JsonObject): JsonObject {
   const out = stampJson(meta);
   for (const [key, value] of Object.entries(patch)) {
-    const child = meta.children[key];
+    const child = ownValue(meta.children, key);
     if (value === null || child === undefined) continue;
     setOwn(out, key, isJsonObject(value) ? metadataForKeys(child, value) : metadataToJson(child));
   }
@@ -95,8 +97,8 @@ function mergeObject(target: JsonObject, meta: MetadataNode, patch: JsonObject, 
       continue;
     }
     if (isJsonObject(value)) {
-      const existing = target[key];
-      const child = meta.children[key];
+      const existing = ownValue(target, key);
+      const child = ownValue(meta.children, key);
       const targetChild: JsonObject = isJsonObject(existing) ? existing : {};
       const metaChild: MetadataNode = isJsonObject(existing) && child !== undefined ? child : node(stamp);
       stampNode(metaChild, stamp);
@@ -131,6 +133,11 @@ export function cloneJson<T extends Json>(value: T): T {
 
 function cloneObject(value: JsonObject): JsonObject {
   return structuredClone(value);
+}
+
+/** A key's own value (`undefined` when absent): `obj[key]` would read `Object.prototype` for `__proto__`. */
+export function ownValue<T>(target: Record<string, T>, key: string): T | undefined {
+  return Object.hasOwn(target, key) ? target[key] : undefined;
 }
 
 /** Assignment that treats `__proto__` and friends as plain keys. */

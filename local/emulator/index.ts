@@ -14,7 +14,7 @@ import type { ThrottledOperation, ThrottleTier } from "./Throttle";
 import type { EventStreamCounters, FaultInjection, TwinChangeEventStream } from "./TwinChangeEventStream";
 import type { Registry } from "azure-iothub";
 
-export type { Clock, CreateDeviceOptions, DeviceIdentity, FaultInjection, ThrottleTier, TwinAddress, TwinId, TwinPatch, TwinQueryPage };
+export type { Clock, CreateDeviceOptions, DeviceIdentity, EventStreamCounters, FaultInjection, ThrottleTier, TwinAddress, TwinId, TwinPatch, TwinQueryPage };
 export { createManualClock, type ManualClock } from "./Clock";
 export { IotHubError } from "./IotHubError";
 export { createRegistryClientFor, type RegistryClientTarget } from "./createRegistryClient";
@@ -35,6 +35,8 @@ export interface EmulatorOptions {
   /** Event stream partitions; default 4. */
   partitionCount?: number;
   faults?: FaultInjection;
+  /** Route device and module lifecycle events into `events` beside the twin changes; default true. */
+  routeLifecycleEvents?: boolean;
   /** Quota tier; default `S1`. `off` disables throttling. */
   throttling?: ThrottleTier;
   units?: number;
@@ -49,7 +51,7 @@ export interface EmulatorCounters {
   throttled: Record<ThrottledOperation, number>;
 }
 
-/** A running local IoT Hub: service API over HTTPS, device endpoint over MQTT/TLS, twin-change event stream. */
+/** A running local IoT Hub: service API over HTTPS, device endpoint over MQTT/TLS, routed event stream (twin changes, lifecycle). */
 export interface Emulator {
   readonly hubName: string;
   /** `HostName=localhost;SharedAccessKeyName=iothubowner;SharedAccessKey=…` (no port: see `httpsPort`). */
@@ -94,6 +96,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     ...(options.clock === undefined ? {} : { clock: options.clock }),
     ...(options.partitionCount === undefined ? {} : { partitionCount: options.partitionCount }),
     ...(options.faults === undefined ? {} : { faults: options.faults }),
+    ...(options.routeLifecycleEvents === undefined ? {} : { routeLifecycleEvents: options.routeLifecycleEvents }),
     ...(options.throttling === undefined ? {} : { throttling: options.throttling }),
     ...(options.units === undefined ? {} : { units: options.units }),
   });

@@ -43,21 +43,24 @@ describe("merge patches on desired properties", () => {
 });
 
 describe("versions and etags", () => {
-  test("a new twin starts at version 1 with both section $versions at 1", () => {
-    const { registry } = setup();
+  test("a new twin starts at version 2, etag AAAAAAAAAAE= and both section $versions at 1, as in IoT Hub's lifecycle event samples", () => {
+    const { registry, clock } = setup();
     const twin = registry.getTwin("d1");
-    expect(twin).toMatchObject({ version: 1, etag: opaqueEtag(1), properties: { desired: { $version: 1 }, reported: { $version: 1 } } });
+    const at = hubTimestamp(clock.now());
+    expect(twin).toMatchObject({ version: 2, etag: "AAAAAAAAAAE=", properties: { desired: { $version: 1 }, reported: { $version: 1 } } });
+    expect(twin.properties).toEqual({ desired: { $metadata: { $lastUpdated: at }, $version: 1 }, reported: { $metadata: { $lastUpdated: at }, $version: 1 } });
+    expect(twin.etag).toBe(opaqueEtag(1));
     expect(twin.tags).toBeUndefined();
   });
 
   const steps: Array<{ name: string; apply: (r: DeviceRegistry) => void; version: number; desired: number; reported: number }> = [
-    { name: "desired update", apply: (r) => r.updateTwin("d1", { properties: { desired: { a: 1 } } }), version: 2, desired: 2, reported: 1 },
-    { name: "reported update", apply: (r) => r.updateReported("d1", { a: 1 }), version: 2, desired: 1, reported: 2 },
-    { name: "tags update", apply: (r) => r.updateTwin("d1", { tags: { site: "x" } }), version: 2, desired: 1, reported: 1 },
-    { name: "tags and desired in one patch", apply: (r) => r.updateTwin("d1", { tags: { s: 1 }, properties: { desired: { a: 1 } } }), version: 2, desired: 2, reported: 1 },
-    { name: "replace", apply: (r) => r.replaceTwin("d1", { properties: { desired: { a: 1 } } }), version: 2, desired: 2, reported: 1 },
-    { name: "identical desired value again", apply: (r) => { r.updateTwin("d1", { properties: { desired: { a: 1 } } }); r.updateTwin("d1", { properties: { desired: { a: 1 } } }); }, version: 3, desired: 3, reported: 1 },
-    { name: "identical reported value again", apply: (r) => { r.updateReported("d1", { a: 1 }); r.updateReported("d1", { a: 1 }); }, version: 3, desired: 1, reported: 3 },
+    { name: "desired update", apply: (r) => r.updateTwin("d1", { properties: { desired: { a: 1 } } }), version: 3, desired: 2, reported: 1 },
+    { name: "reported update", apply: (r) => r.updateReported("d1", { a: 1 }), version: 3, desired: 1, reported: 2 },
+    { name: "tags update", apply: (r) => r.updateTwin("d1", { tags: { site: "x" } }), version: 3, desired: 1, reported: 1 },
+    { name: "tags and desired in one patch", apply: (r) => r.updateTwin("d1", { tags: { s: 1 }, properties: { desired: { a: 1 } } }), version: 3, desired: 2, reported: 1 },
+    { name: "replace", apply: (r) => r.replaceTwin("d1", { properties: { desired: { a: 1 } } }), version: 3, desired: 2, reported: 1 },
+    { name: "identical desired value again", apply: (r) => { r.updateTwin("d1", { properties: { desired: { a: 1 } } }); r.updateTwin("d1", { properties: { desired: { a: 1 } } }); }, version: 4, desired: 3, reported: 1 },
+    { name: "identical reported value again", apply: (r) => { r.updateReported("d1", { a: 1 }); r.updateReported("d1", { a: 1 }); }, version: 4, desired: 1, reported: 3 },
   ];
   test.each(steps)("$name moves twin version, section $versions and etag as IoT Hub does", ({ apply, version, desired, reported }) => {
     const { registry } = setup();
@@ -78,7 +81,7 @@ describe("versions and etags", () => {
     expect(() => registry.updateTwin("d1", { properties: { desired: { a: 1 } } }, `"${stale}"`)).toThrow(
       expect.objectContaining({ status: 412, code: "PreconditionFailed", name: "InvalidEtagError" }),
     );
-    expect(registry.getTwin("d1").version).toBe(2);
+    expect(registry.getTwin("d1").version).toBe(3);
   });
 
   test.each(['"*"', "*", undefined])("etag %p forces the write", (etag) => {
@@ -157,6 +160,7 @@ describe("twin changes and desired notifications", () => {
     expect(changes[1]).toEqual({
       deviceId: "d1",
       moduleId: null,
+      generationId: registry.getDevice("d1").generationId,
       opType: "updateTwin",
       timestampMs: clock.now(),
       body: {
@@ -177,7 +181,7 @@ describe("twin changes and desired notifications", () => {
   test("a tags patch carries tags and no desired section", () => {
     const { registry, changes, notifications } = setup();
     registry.updateTwin("d1", { tags: { site: "north" } });
-    expect(changes[0]!.body).toEqual({ version: 2, tags: { site: "north" } });
+    expect(changes[0]!.body).toEqual({ version: 3, tags: { site: "north" } });
     expect(notifications).toHaveLength(0);
   });
 
@@ -195,8 +199,8 @@ describe("twin changes and desired notifications", () => {
     const { registry, changes } = setup();
     registry.createModule("d1", "m1");
     registry.updateReported({ deviceId: "d1", moduleId: "m1" }, { a: 1 });
-    expect(registry.getTwin({ deviceId: "d1", moduleId: "m1" })).toMatchObject({ moduleId: "m1", version: 2 });
-    expect(registry.getTwin("d1").version).toBe(1);
+    expect(registry.getTwin({ deviceId: "d1", moduleId: "m1" })).toMatchObject({ moduleId: "m1", version: 3 });
+    expect(registry.getTwin("d1").version).toBe(2);
     expect(changes[0]).toMatchObject({ deviceId: "d1", moduleId: "m1" });
   });
 });

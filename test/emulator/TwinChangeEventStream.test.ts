@@ -10,7 +10,7 @@ const at = Date.UTC(2026, 0, 1, 12, 0, 0, 250);
 
 describe("twin-change event shape", () => {
   test("a device change carries exactly IoT Hub's application and system properties", () => {
-    const event = twinChangeEvent({ deviceId: "d1", moduleId: null, opType: "updateTwin", timestampMs: at, body: { version: 2 } }, "hub1", "corr-1");
+    const event = twinChangeEvent({ deviceId: "d1", moduleId: null, generationId: "g1", opType: "updateTwin", timestampMs: at, body: { version: 2 } }, "hub1", "corr-1");
     expect(event.properties).toEqual({
       hubName: "hub1",
       deviceId: "d1",
@@ -31,13 +31,13 @@ describe("twin-change event shape", () => {
   });
 
   test("a module change adds moduleId and iothub-connection-module-id", () => {
-    const event = twinChangeEvent({ deviceId: "d1", moduleId: "m1", opType: "replaceTwin", timestampMs: at, body: {} }, "hub1");
+    const event = twinChangeEvent({ deviceId: "d1", moduleId: "m1", generationId: "g1", opType: "replaceTwin", timestampMs: at, body: {} }, "hub1");
     expect(event.properties).toMatchObject({ moduleId: "m1", opType: "replaceTwin" });
     expect(event.systemProperties).toMatchObject({ "iothub-connection-module-id": "m1", "correlation-id": expect.any(String) });
   });
 
   test("the hub routes desired, tags, reported and replace changes into the stream as ReceivedEvents", () => {
-    const hub = new IotHub({ clock: createManualClock(at), hubName: "hub1" });
+    const hub = new IotHub({ clock: createManualClock(at), hubName: "hub1", routeLifecycleEvents: false });
     hub.registry.createDevice("d1");
     hub.registry.updateTwin("d1", { tags: { t: 1 } });
     hub.registry.updateTwin("d1", { properties: { desired: { a: 1 } } });
@@ -46,10 +46,10 @@ describe("twin-change event shape", () => {
     const p = hub.events.partitionOf("d1");
     const events = hub.events.read(p, 0, 100);
     expect(events.map((e) => [e.sequenceNumber, e.properties.opType, (e.body as { version: number }).version])).toEqual([
-      [0, "updateTwin", 2],
-      [1, "updateTwin", 3],
-      [2, "updateTwin", 4],
-      [3, "replaceTwin", 5],
+      [0, "updateTwin", 3],
+      [1, "updateTwin", 4],
+      [2, "updateTwin", 5],
+      [3, "replaceTwin", 6],
     ]);
     const first = events[0]!;
     expect(first).toMatchObject({ partitionId: p, offset: "0", enqueuedTimeUtc: "2026-01-01T12:00:00.250Z" });
@@ -159,13 +159,21 @@ describe("fault injection", () => {
   });
 
   test("mergeBodies replaces arrays and scalars and merges objects", () => {
-    expect(mergeBodies({ l: [1, 2], o: { a: 1 }, s: 1 }, { l: [3], o: { b: 2 }, s: { n: 1 } })).toEqual({ l: [3], o: { a: 1, b: 2 }, s: { n: 1 } });
+    expect(mergeBodies({ l: [1, 2], o: { a: 1 }, s: { n: 1 } }, { l: [3], o: { b: 2 }, s: 1 })).toEqual({ l: [3], o: { a: 1, b: 2 }, s: 1 });
+  });
+
+  test.each([
+    ["a value", 1],
+    ["null (deleted)", null],
+    ["an array", [1]],
+  ])("mergeBodies refuses an object that follows %s: one merge patch would bring back the old object's keys", (_what, first) => {
+    expect(mergeBodies({ version: 3, properties: { desired: { o: first, $version: 2 } } }, { version: 4, properties: { desired: { o: { t: 1 }, $version: 3 } } })).toBeUndefined();
   });
 });
 
 function change(deviceId: string, version: number, desired: JsonObject = { v: version }) {
   return twinChangeEvent(
-    { deviceId, moduleId: null, opType: "updateTwin", timestampMs: at + version, body: { version, properties: { desired: { ...desired, $version: version } } } },
+    { deviceId, moduleId: null, generationId: "g1", opType: "updateTwin", timestampMs: at + version, body: { version, properties: { desired: { ...desired, $version: version } } } },
     "hub1",
     `${deviceId}-${version}`,
   );

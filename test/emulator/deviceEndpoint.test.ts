@@ -57,14 +57,14 @@ test("a reported patch from the device updates the twin and emits a twin-change 
     twin.properties.reported.update({ firmware: { version: "1.2.3" } }, (error?: Error) => (error ? reject(error) : resolve())),
   );
   const stored = emulator.getTwin("mq-rep");
-  expect(stored).toMatchObject({ version: 2, properties: { reported: { firmware: { version: "1.2.3" }, $version: 2 } } });
+  expect(stored).toMatchObject({ version: 3, properties: { reported: { firmware: { version: "1.2.3" }, $version: 2 } } });
 
-  const event = allEvents().find((e) => e.properties.deviceId === "mq-rep");
+  const event = allEvents().find((e) => e.properties.deviceId === "mq-rep" && e.properties.opType === "updateTwin");
   expect(event).toBeDefined();
   expect(event!.properties).toMatchObject({ hubName: emulator.hubName, deviceId: "mq-rep", opType: "updateTwin", "iothub-message-schema": "twinChangeNotification" });
   expect(event!.systemProperties).toMatchObject({ "iothub-message-source": "twinChangeEvents", "iothub-connection-device-id": "mq-rep" });
   expect(event!.body).toEqual({
-    version: 2,
+    version: 3,
     properties: {
       reported: {
         firmware: { version: "1.2.3" },
