@@ -1,5 +1,4 @@
-import isDeepEqual from "fast-deep-equal";
-import { isJsonObject, ownValue, type Json, type JsonObject } from "../twin/json";
+import { isJsonObject, jsonEqual, ownValue, type Json, type JsonObject } from "../twin/json";
 import { valueAt } from "../twin/paths";
 import { clampedIsoTime, storableTime } from "../twin/storableTime";
 import type { Twin } from "../twin/Twin";
@@ -161,9 +160,9 @@ function sameRecord(a: PropertyRecord, b: PropertyRecord): boolean {
   );
 }
 
-/** Structural equality of JSON values (key order ignored). */
+/** Structural equality of JSON values (key order ignored, own keys only: `valueOf` or `constructor` are ordinary keys). */
 export function deepEqualJson(a: Json | undefined, b: Json | undefined): boolean {
-  return isDeepEqual(a, b);
+  return jsonEqual(a, b);
 }
 
 function compareText(a: string, b: string): number {

@@ -24,3 +24,18 @@ export function setOwn(node: JsonObject, key: string, value: Json): void {
   if (key === "__proto__") Object.defineProperty(node, key, { value, enumerable: true, writable: true, configurable: true });
   else node[key] = value;
 }
+
+/**
+ * Structural equality of JSON values (key order ignored), on own keys only. General deep-equal
+ * libraries consult `constructor`, `valueOf` and `toString` first — a twin key named `valueOf`
+ * makes fast-deep-equal call a number and throw — so JSON is compared as JSON.
+ */
+export function jsonEqual(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false;
+  if (Array.isArray(a)) return Array.isArray(b) && a.length === b.length && a.every((item, i) => jsonEqual(item, b[i]));
+  if (Array.isArray(b)) return false;
+  const keys = Object.keys(a);
+  if (keys.length !== Object.keys(b).length) return false;
+  return keys.every((key) => Object.hasOwn(b, key) && jsonEqual((a as Record<string, unknown>)[key], (b as Record<string, unknown>)[key]));
+}

@@ -9,7 +9,7 @@ import { toTriggerInput } from "../../shared/events/ReceivedEvent";
 import { parsePolicy } from "../../shared/policy/Policy";
 import { resolveProperties } from "../../shared/policy/resolveProperties";
 import { applyTwinChange } from "../../shared/twin/applyTwinChange";
-import type { Json, JsonObject } from "../../shared/twin/json";
+import { jsonEqual, type Json, type JsonObject } from "../../shared/twin/json";
 import { setAt, valueAt } from "../../shared/twin/paths";
 import type { Twin } from "../../shared/twin/Twin";
 import { FixtureTwin } from "../fixtures/twinEvents";
@@ -83,6 +83,33 @@ describe("compliance with prototype-named keys", () => {
   test("an object rule is satisfied by a reported object holding the same __proto__ key", () => {
     const [record] = evaluateCompliance(twin('{"cfg":{"__proto__":{"a":1}},"$version":2}', '{"cfg":{"__proto__":{"a":1}}}'), policy, new Map(), T0).records;
     expect(record).toMatchObject({ path: "cfg", state: "compliant" });
+  });
+});
+
+describe("re-evaluation with keys named like Object.prototype methods", () => {
+  test.each([['{"x":{"valueOf":1}}'], ['{"x":{"toString":"a"}}'], ['{"x":{"constructor":{"a":1}}}']])("re-evaluating a twin whose reported value is %s does not throw and changes nothing", (reported) => {
+    // Two parses, as the stored records and a newly applied twin never share objects.
+    const first = evaluateCompliance(twin('{"x":5,"$version":2}', reported), policy, new Map(), T0);
+    const again = evaluateCompliance(twin('{"x":5,"$version":2}', reported), policy, new Map(first.records.map((r) => [r.path, r])), "2026-01-01T00:01:00.000Z");
+    expect({ changed: again.changed, transitions: again.transitions }).toEqual({ changed: [], transitions: [] });
+  });
+
+  test("a desired object holding a constructor key keeps its desiredSince across evaluations", () => {
+    const first = evaluateCompliance(twin('{"cfg":{"constructor":{"a":1}},"$version":2}', "{}"), policy, new Map(), T0);
+    const again = evaluateCompliance(twin('{"cfg":{"constructor":{"a":1}},"$version":2}', "{}"), policy, new Map(first.records.map((r) => [r.path, r])), "2026-01-01T00:20:00.000Z");
+    expect(again.records[0]).toMatchObject({ path: "cfg", desiredSince: T0, state: "stale" });
+  });
+
+  test.each<[string, string, boolean]>([
+    ['{"valueOf":1}', '{"valueOf":1}', true],
+    ['{"valueOf":1}', '{"valueOf":2}', false],
+    ['{"constructor":{"a":1}}', '{"constructor":{"a":1}}', true],
+    ['{"toString":"x","a":[1,{"b":null}]}', '{"a":[1,{"b":null}],"toString":"x"}', true],
+    ['{"__proto__":{"a":1}}', "{}", false],
+    ["[1,2]", '{"0":1,"1":2}', false],
+  ])("jsonEqual(%s, %s) is %s", (a, b, equal) => {
+    expect(jsonEqual(JSON.parse(a), JSON.parse(b))).toBe(equal);
+    expect(jsonEqual(JSON.parse(b), JSON.parse(a))).toBe(equal);
   });
 });
 
