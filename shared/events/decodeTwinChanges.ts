@@ -119,10 +119,11 @@ export function decodeTwinChanges(messages: unknown, triggerMetadata: unknown): 
     try {
       properties = asRecord(metadata.propertiesArray?.[index]) ?? {};
       systemProperties = asRecord(metadata.systemPropertiesArray?.[index]);
+      // Known before anything can fail, so that even an unattributable event's dead letter has its position.
+      sequenceNumber = toSequenceNumber(metadata.sequenceNumberArray?.[index] ?? own(systemProperties ?? {}, "x-opt-sequence-number") ?? own(systemProperties ?? {}, "sequenceNumber"));
       if (!systemProperties) {
         return deadLetter("cannot attribute the event: the trigger metadata holds no system properties for it (systemPropertiesArray), so its source is unknown");
       }
-      sequenceNumber = toSequenceNumber(metadata.sequenceNumberArray?.[index] ?? own(systemProperties, "x-opt-sequence-number") ?? own(systemProperties, "sequenceNumber"));
       const source = own(systemProperties, "iothub-message-source");
       if (typeof source !== "string" || source === "") {
         return deadLetter("cannot attribute the event: its system properties carry no iothub-message-source");

@@ -381,6 +381,12 @@ describe("decodeTwinChanges on the adversarial events of the integrity issue", (
     expect(result.deadLetters).toEqual([expect.objectContaining({ index: 0, reason: expect.stringMatching(/cannot attribute the event/) })]);
   });
 
+  test("an unattributable event's dead letter keeps its partition and sequence number", () => {
+    const input = fresh();
+    delete input.triggerMetadata.systemPropertiesArray;
+    expect(decode(input).deadLetters).toEqual([expect.objectContaining({ partitionId: "0", sequenceNumber: 1 })]);
+  });
+
   test("a twin-change event whose propertiesArray is unusable is a dead letter, not ignored", () => {
     const input = fresh();
     input.triggerMetadata.propertiesArray = null as never;
