@@ -112,9 +112,14 @@ export function decodeTwinChanges(messages: unknown, triggerMetadata: unknown): 
       } catch {
         // a hostile object's getter: the letter goes without the hint
       }
-      out.deadLetters.push(
-        storableDeadLetter({ index, reason, deviceId: hint, partitionId, sequenceNumber, raw: { body: bodyForRecord(message), properties, systemProperties: systemProperties ?? null, enqueuedTimeUtc } }),
-      );
+      const letter = { index, reason, deviceId: hint, partitionId, sequenceNumber };
+      try {
+        out.deadLetters.push(storableDeadLetter({ ...letter, raw: { body: bodyForRecord(message), properties, systemProperties: systemProperties ?? null, enqueuedTimeUtc } }));
+      } catch (error) {
+        // Only an object whose reading throws (a proxy, a getter) gets here: keep the reason, say the raw event could not be copied.
+        const why = error instanceof Error ? error.name : "error";
+        out.deadLetters.push(storableDeadLetter({ ...letter, raw: { unreadable: `the event could not be copied (${why})` } }));
+      }
     };
     try {
       properties = asRecord(metadata.propertiesArray?.[index]) ?? {};

@@ -387,6 +387,21 @@ describe("decodeTwinChanges on the adversarial events of the integrity issue", (
     expect(decode(input).deadLetters).toEqual([expect.objectContaining({ partitionId: "0", sequenceNumber: 1 })]);
   });
 
+  test("an event whose properties throw when read is a dead letter, and decoding does not throw", () => {
+    const input = fresh();
+    const hostile = new Proxy(appProperties(input), {
+      get: () => {
+        throw new Error("trap");
+      },
+      ownKeys: () => {
+        throw new Error("trap");
+      },
+    });
+    input.triggerMetadata.propertiesArray = [hostile];
+    const result = decode(input);
+    expect(result.deadLetters).toEqual([expect.objectContaining({ index: 0, reason: expect.stringMatching(/could not decode the event: trap/), raw: { unreadable: "the event could not be copied (Error)" } })]);
+  });
+
   test("a twin-change event whose propertiesArray is unusable is a dead letter, not ignored", () => {
     const input = fresh();
     input.triggerMetadata.propertiesArray = null as never;
