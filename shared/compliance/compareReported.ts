@@ -1,4 +1,4 @@
-import { isJsonObject, type Json } from "../twin/json";
+import { isJsonObject, ownValue, type Json } from "../twin/json";
 
 /** Outcome of comparing one reported value with its desired value, before history is considered. */
 export type Verdict = "compliant" | "failed" | "notYet";
@@ -14,7 +14,7 @@ export function containsDesired(desired: Json, reported: Json | undefined, loose
     if (!isJsonObject(reported)) return false;
     for (const [key, value] of Object.entries(desired)) {
       if (key.startsWith("$") || ignoreKeys.has(key)) continue;
-      if (!containsDesired(value, reported[key], loose)) return false;
+      if (!containsDesired(value, ownValue(reported, key), loose)) return false;
     }
     return true;
   }
@@ -30,7 +30,7 @@ function deepEquals(a: Json, b: Json | undefined, loose: boolean): boolean {
     if (!isJsonObject(b)) return false;
     const keys = Object.keys(a).filter((k) => !k.startsWith("$"));
     const otherKeys = Object.keys(b).filter((k) => !k.startsWith("$"));
-    return keys.length === otherKeys.length && keys.every((k) => deepEquals(a[k] as Json, b[k], loose));
+    return keys.length === otherKeys.length && keys.every((k) => deepEquals(a[k] as Json, ownValue(b, k), loose));
   }
   return containsDesired(a, b, loose);
 }
@@ -47,7 +47,8 @@ const FAILURE = new Set(["error", "failed", "failure", "rejected"]);
  */
 export function ackVerdict(reported: Json | undefined, desiredVersion: number): Verdict {
   if (!isJsonObject(reported)) return "notYet";
-  const { ac, av } = reported;
+  const ac = ownValue(reported, "ac");
+  const av = ownValue(reported, "av");
   if (typeof ac !== "number" || typeof av !== "number" || av < desiredVersion) return "notYet";
   if (ac >= 200 && ac <= 299 && ac !== 202) return "compliant";
   if (ac >= 400) return "failed";
@@ -59,8 +60,9 @@ export function ackVerdict(reported: Json | undefined, desiredVersion: number): 
  * keys are equal in reported (ignoring `status`); failure words ⇒ failed; anything else ⇒ not yet.
  */
 export function statusVerdict(desired: Json, reported: Json | undefined): Verdict {
-  if (!isJsonObject(reported) || typeof reported.status !== "string") return "notYet";
-  const status = reported.status.toLowerCase();
+  const reportedStatus = isJsonObject(reported) ? ownValue(reported, "status") : undefined;
+  if (typeof reportedStatus !== "string") return "notYet";
+  const status = reportedStatus.toLowerCase();
   if (FAILURE.has(status)) return "failed";
   if (!SUCCESS.has(status)) return "notYet";
   return containsDesired(desired, reported, false, STATUS_KEYS) ? "compliant" : "notYet";

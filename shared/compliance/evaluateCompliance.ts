@@ -1,6 +1,6 @@
-import isDeepEqual from "fast-deep-equal";
-import { isJsonObject, type Json, type JsonObject } from "../twin/json";
+import { isJsonObject, jsonEqual, ownValue, type Json, type JsonObject } from "../twin/json";
 import { valueAt } from "../twin/paths";
+import { clampedIsoTime, storableTime } from "../twin/storableTime";
 import type { Twin } from "../twin/Twin";
 import type { Policy } from "../policy/Policy";
 import { resolveProperties, type ResolvedProperty } from "../policy/resolveProperties";
@@ -94,7 +94,7 @@ function evaluateProperty(twin: Twin, property: ResolvedProperty, before: Proper
     desiredVersion,
     desiredSince,
     stateSince: before && before.state === state ? before.stateSince : now,
-    staleAt: new Date(staleAtMs).toISOString(),
+    staleAt: clampedIsoTime(staleAtMs),
     repushDrift: property.repushDrift,
   };
 }
@@ -127,21 +127,21 @@ export function lastUpdatedAt(desired: JsonObject, segments: readonly string[]):
  * `$lastUpdated` seen (the nearest level that has one); the version falls back to desired `$version`.
  */
 function desiredMetadataAt(desired: JsonObject, segments: readonly string[]): { version: number; lastUpdated: string | undefined } {
-  const sectionVersion = desired["$version"];
+  const sectionVersion = ownValue(desired, "$version");
   let version: number | undefined;
   let updated: Json | undefined;
-  let node: Json | undefined = desired["$metadata"];
+  let node: Json | undefined = ownValue(desired, "$metadata");
   for (let depth = 0; isJsonObject(node); depth++) {
-    if (typeof node["$lastUpdatedVersion"] === "number") version = node["$lastUpdatedVersion"];
-    if (typeof node["$lastUpdated"] === "string") updated = node["$lastUpdated"];
+    const levelVersion = ownValue(node, "$lastUpdatedVersion");
+    const levelUpdated = ownValue(node, "$lastUpdated");
+    if (typeof levelVersion === "number") version = levelVersion;
+    if (typeof levelUpdated === "string") updated = levelUpdated;
     if (depth === segments.length) break;
-    node = node[segments[depth] as string];
+    node = ownValue(node, segments[depth] as string);
   }
-  let lastUpdated: string | undefined;
-  if (typeof updated === "string") {
-    const ms = Date.parse(updated);
-    lastUpdated = Number.isNaN(ms) ? undefined : new Date(ms).toISOString();
-  }
+  // Out-of-range dates are refused at decode; twins read from elsewhere (hub, store) get the same caution.
+  const ms = storableTime(updated);
+  const lastUpdated = ms === undefined ? undefined : new Date(ms).toISOString();
   return { version: version ?? (typeof sectionVersion === "number" ? sectionVersion : 0), lastUpdated };
 }
 
@@ -160,9 +160,9 @@ function sameRecord(a: PropertyRecord, b: PropertyRecord): boolean {
   );
 }
 
-/** Structural equality of JSON values (key order ignored). */
+/** Structural equality of JSON values (key order ignored, own keys only: `valueOf` or `constructor` are ordinary keys). */
 export function deepEqualJson(a: Json | undefined, b: Json | undefined): boolean {
-  return isDeepEqual(a, b);
+  return jsonEqual(a, b);
 }
 
 function compareText(a: string, b: string): number {

@@ -1,4 +1,4 @@
-import { isJsonObject, type JsonObject } from "./json";
+import { isJsonObject, ownValue, type JsonObject } from "./json";
 import { mergePatch } from "./mergePatch";
 import type { Twin } from "./Twin";
 import type { TwinChangeEvent } from "../events/TwinChangeEvent";
@@ -49,7 +49,7 @@ export function applyTwinChange(stored: Twin | undefined, event: TwinChangeEvent
 /** A section patch whose `$version` skips ahead of the stored one: some change was never seen. */
 function versionGap(stored: JsonObject, patch: JsonObject | undefined): boolean {
   if (!isJsonObject(patch)) return false;
-  const from = stored["$version"];
-  const to = patch["$version"];
+  const from = ownValue(stored, "$version");
+  const to = ownValue(patch, "$version");
   return typeof from === "number" && typeof to === "number" && to > from + 1;
 }

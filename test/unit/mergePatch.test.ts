@@ -1,4 +1,6 @@
+import type { JsonObject } from "../../shared/twin/json";
 import { mergePatch } from "../../shared/twin/mergePatch";
+import { canonicalJson, prototypeIsClean, twinMergeCases } from "../fixtures/twinMergeCases";
 
 describe("mergePatch", () => {
   const cases: Array<[string, object, object, object]> = [
@@ -27,5 +29,26 @@ describe("mergePatch", () => {
     mergePatch(target, patch);
     expect(target).toEqual({ c: { min: 1 } });
     expect(patch).toEqual({ c: { max: 2 } });
+  });
+});
+
+describe("mergePatch on the shared table of twin merge cases", () => {
+  test.each(twinMergeCases.map((c) => [c.name, c] as const))("%s", (_name, c) => {
+    const result = mergePatch(JSON.parse(c.base) as JsonObject, JSON.parse(c.patch) as JsonObject);
+    expect(canonicalJson(result)).toBe(canonicalJson(JSON.parse(c.expected)));
+    expect(Object.getPrototypeOf(result)).toBe(Object.prototype);
+    expect(prototypeIsClean()).toBe(true);
+  });
+
+  test("drops the $metadata of a deleted __proto__ key like any other", () => {
+    const target = JSON.parse('{"__proto__":1,"k":2,"$metadata":{"__proto__":{"$lastUpdated":"t1"},"k":{"$lastUpdated":"t1"}}}') as JsonObject;
+    const result = mergePatch(target, JSON.parse('{"__proto__":null}') as JsonObject);
+    expect(JSON.stringify(result)).toBe('{"k":2,"$metadata":{"k":{"$lastUpdated":"t1"}}}');
+  });
+
+  test("merges $metadata of a __proto__ key as an own key", () => {
+    const target = JSON.parse('{"$metadata":{"__proto__":{"a":{"$lastUpdated":"t1"}}}}') as JsonObject;
+    const result = mergePatch(target, JSON.parse('{"__proto__":{"b":1},"$metadata":{"__proto__":{"b":{"$lastUpdated":"t2"}}}}') as JsonObject);
+    expect(JSON.stringify(result)).toBe('{"$metadata":{"__proto__":{"a":{"$lastUpdated":"t1"},"b":{"$lastUpdated":"t2"}}},"__proto__":{"b":1}}');
   });
 });
