@@ -57,8 +57,15 @@ export function fakeClock(startMs = T0): FakeClock {
     sleep(ms, signal) {
       return new Promise<void>((resolve, reject) => {
         if (signal?.aborted) return reject(signal.reason);
-        sleepers.push({ at: clock.now() + ms, wake: resolve });
-        signal?.addEventListener("abort", () => reject(signal.reason), { once: true });
+        const onAbort = () => reject(signal?.reason);
+        sleepers.push({
+          at: clock.now() + ms,
+          wake: () => {
+            signal?.removeEventListener("abort", onAbort);
+            resolve();
+          },
+        });
+        signal?.addEventListener("abort", onAbort, { once: true });
         schedule();
       });
     },
