@@ -314,10 +314,10 @@ async function probeTwin(
     result.resolved++;
     return seen;
   }
-  result.pushed++;
   const paths = pushPaths.map((r) => ({ path: r.path, fromVersion: r.desiredVersion, attempts: scheduleOf(r).attempts, state: r.state }));
 
   if (settings.dryRun) {
+    result.pushed++;
     seen.push = { outcome: "dryRun", at: now, patch, paths };
     deps.log?.(`dry run: would re-push ${label} ${JSON.stringify(patch)}`);
     return seen;
@@ -330,6 +330,9 @@ async function probeTwin(
     return seen;
   }
 
+  // Left due (not counted as pushed) when the lease has no time left for the patch.
+  if (!hasTimeForCall(deps)) throw new StopRun();
+  result.pushed++;
   let updated: Twin;
   try {
     updated = await hubCall(deps, (options) => deps.registry.updateTwin(key, { properties: { desired: patch } }, fresh.etag as string, options));

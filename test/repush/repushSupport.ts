@@ -76,11 +76,24 @@ export function inProcessHub(clock: FakeClock, throttling: ThrottleTier = "off")
   return new IotHub({ clock, authClock: clock, throttling });
 }
 
-/** The test double (see the top of this file). `calls` records each hub call with the clock's time. */
-export function inProcessTwinRegistry(hub: IotHub, calls: Array<{ op: "get" | "update"; deviceId: string; at: number }> = []): TwinRegistry {
+/**
+ * The test double (see the top of this file). `calls` records each hub call with the clock's time.
+ * `latencyMs` (real time) makes it a slow hub: half of it before the hub applies the call (the
+ * request on its way), half before the answer comes back; an abort on the caller's side does not
+ * stop a request already sent, as with the SDK.
+ */
+export function inProcessTwinRegistry(
+  hub: IotHub,
+  calls: Array<{ op: "get" | "update"; deviceId: string; at: number }> = [],
+  options: { latencyMs?: number } = {},
+): TwinRegistry {
+  const half = (options.latencyMs ?? 0) / 2;
+  const travel = () => (half > 0 ? new Promise((resolve) => setTimeout(resolve, half)) : Promise.resolve());
   const answer = async <T>(work: () => T): Promise<{ responseBody: T }> => {
-    await Promise.resolve();
-    return { responseBody: work() };
+    await travel();
+    const responseBody = work();
+    await travel();
+    return { responseBody };
   };
   return iothubTwinRegistry({
     getTwin: (deviceId) =>
