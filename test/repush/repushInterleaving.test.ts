@@ -16,6 +16,7 @@ import { parsePolicy } from "../../shared/policy/Policy";
 import { reconcileTwinChanges } from "../../shared/reconcile";
 import { queueRepushNow, repushStaleDesired, type RepushDeps, type RepushSettings } from "../../shared/repush";
 import type { Database } from "../../shared/store/Database";
+import { claimDueDevices } from "../../shared/store/repushStore";
 import type { IotHub } from "../../local/emulator/IotHub";
 import { testDatabases } from "../support/testDatabases";
 import {
@@ -178,6 +179,57 @@ describe.each(testDatabases)("re-push interleaved with another writer on $name",
     expect(await desiredVersionOf("d1", "interval")).toBe(hubNow.intervalVersion);
     // Attempt 1, back-off: ¾ of the 2-minute base with random 0.5.
     expect(await recordOf(db, "d1", "interval")).toEqual({ state: "pending", attempts: 1, next_attempt_at: new Date(clock.now() + 1.5 * MINUTE) });
+  });
+
+  it("writes nothing for a device whose lease another run took over between the patch and the commit", async () => {
+    await staleDevice("d1");
+    const result = await repush(
+      { leaseMs: 2000 },
+      {
+        owner: "late",
+        hooks: {
+          beforeCommit: async () => {
+            // The run stalls past its lease and another run claims the device.
+            clock.advance(3000);
+            expect(await claimDueDevices(db, { now: clock.date().toISOString(), limit: 10, owner: "other", leaseMs: 2000 })).toEqual([device("d1")]);
+          },
+        },
+      },
+    );
+
+    expect(patches.get("d1")).toHaveLength(1);
+    // The late run's patch is not recorded: the run holding the lease now decides from the hub's twin.
+    expect(await recordOf(db, "d1", "interval")).toEqual({ state: "pending", attempts: 0, next_attempt_at: null });
+    expect((await history(db, "d1")).filter((r) => r.cause === "repush")).toEqual([]);
+    expect(result).toMatchObject({ accepted: 1, leaseLost: 1 });
+    const lease = await db.query("SELECT repush_lease_owner FROM devices WHERE device_id = 'd1'");
+    expect(lease.rows).toEqual([{ repush_lease_owner: "other" }]);
+  });
+
+  it("keeps an operator's re-push-now that arrives while the run escalates the property, so the next run pushes once more", async () => {
+    await staleDevice("d1");
+    const settings = { maxAttempts: 1 };
+    expect(await repush(settings)).toMatchObject({ attempts: 1 });
+    clock.advance(61 * MINUTE);
+    let queuedAt = "";
+    const escalating = await repush(settings, {
+      hooks: {
+        beforeCommit: async () => {
+          queuedAt = clock.date().toISOString();
+          expect(await queueRepushNow(db, device("d1"), queuedAt)).toEqual(["interval"]);
+        },
+      },
+    });
+
+    expect(escalating).toMatchObject({ escalated: 1, pushed: 0 });
+    expect(await recordOf(db, "d1", "interval")).toEqual({ state: "escalated", attempts: 1, next_attempt_at: new Date(queuedAt) });
+    expect(await repush(settings)).toMatchObject({ claimed: 1, accepted: 1 });
+    expect(patches.get("d1")).toHaveLength(2);
+    expect((await history(db, "d1")).filter((r) => r.cause === "repush").map((r) => [r.detail?.outcome, r.detail?.attempt])).toEqual([
+      ["pushed", 1],
+      ["escalated", null],
+      ["pushed", 2],
+    ]);
   });
 
   it("patches a device once per back-off and counts each patch once when a manual re-push runs while a slow timer run overruns its lease, then escalates after maxAttempts", async () => {
