@@ -340,7 +340,7 @@ async function probeTwin(
     return handleHubError(error, key, deps, result, "write", { seen, push: { outcome: "error", at: now, patch, paths } });
   }
 
-  result.accepted++;
+  result.accepted += paths.length;
   const at = deps.clock().toISOString();
   // Which desired version each pushed path has now: the attempt belongs to that version.
   const pushedVersions = new Map(evaluateCompliance(updated, deps.policy, new Map(), at).records.map((r) => [r.path, r.desiredVersion]));

@@ -209,7 +209,7 @@ export async function queueRepushNow(db: Pick<Database, "transaction">, key: Twi
 
 /** Totals over the whole history, for `npm start`'s summary line. */
 export interface RepushCounters {
-  /** Re-pushes sent and counted as attempts (accepted by the hub or failed; 412 and 429 are not attempts). */
+  /** Re-pushes counted as attempts (accepted by the hub or failed; 412, 429 and a push superseded by a newer desired value are not). */
   attempts: number;
   /** Properties that became compliant after a re-push of their value. */
   succeeded: number;
@@ -224,7 +224,7 @@ export async function repushCounters(db: Pick<Database, "query">): Promise<Repus
   const result = await db.query(
     `SELECT
        (SELECT count(*) FROM property_history
-         WHERE cause = 'repush' AND detail->>'outcome' IN ('pushed', 'error')) AS attempts,
+         WHERE cause = 'repush' AND detail->>'outcome' IN ('pushed', 'error') AND detail->>'attempt' IS NOT NULL) AS attempts,
        (SELECT count(*) FROM property_history c
          WHERE c.to_state = 'compliant'
            AND EXISTS (
