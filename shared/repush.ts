@@ -359,7 +359,7 @@ async function handleHubError(
   if (error instanceof StopRun || deps.signal?.aborted) throw new StopRun();
   const label = twinKeyString(key);
   const at = deps.clock().toISOString();
-  if (deps.deadline.aborted) {
+  if (error instanceof LeaseEnding) {
     // The patch may have reached the hub (the SDK cannot cancel a request, only stop waiting): not an
     // attempt, but the back-off is kept so no run sends it again before that.
     if (!pending) throw new StopRun();

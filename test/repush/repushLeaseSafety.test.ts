@@ -2,7 +2,7 @@
  * Re-push lease safety in real time (issue: REPUSH_LEASE=2s at 20 ops/s pushed 25 devices twice,
  * 2.2 s apart, both recorded as attempt 1): timer runs with a 2 s lease, overlapping, against a
  * slow hub — the emulator's hub model behind the product's azure-iothub adapter, each call taking
- * 60 ms of real time (`inProcessTwinRegistry` with `latencyMs`; its limits are at the top of
+ * 60 ms of real time (`inProcessTwinRegistry` with `requestMs` and `responseMs`; its limits are at the top of
  * repushSupport.ts). Each run has its own 20 ops/s token bucket, as separate hosts would.
  * On PGlite, and on PostgreSQL when DATABASE_URL is set.
  *
@@ -46,7 +46,7 @@ describe.each(testDatabases)("re-push lease safety on $name", ({ open }) => {
     patches.clear();
     await sleep(1100);
 
-    const slowHub = inProcessTwinRegistry(hub, [], { latencyMs: 60 });
+    const slowHub = inProcessTwinRegistry(hub, [], { requestMs: 30, responseMs: 30 });
     const run = (owner: string): Promise<RepushRunResult> =>
       repushStaleDesired({
         db,
@@ -76,6 +76,41 @@ describe.each(testDatabases)("re-push lease safety on $name", ({ open }) => {
     }
     // Runs that stopped for their lease left devices due rather than overrunning it.
     expect(runs.reduce((n, r) => n + r.leftDue, 0)).toBeGreaterThan(0);
+  });
+
+  it("backs off without counting an attempt when a patch's answer has not come by the end of the lease's call time", async () => {
+    const policy = parsePolicy({ staleAfter: "1s" });
+    const hub = new IotHub({ throttling: "off" });
+    const patches: number[] = [];
+    hub.onDesiredChange(() => patches.push(Date.now()));
+    hub.registry.createDevice("mute");
+    hub.registry.updateTwin("mute", { properties: { desired: { interval: 30 } } });
+    await seedFromHub(db, inProcessTwinRegistry(hub), policy, [device("mute")], new Date().toISOString());
+    patches.length = 0;
+    await sleep(1100);
+
+    // The hub applies each call at once but answers only after 3 s, longer than the 1 s lease.
+    const mute = inProcessTwinRegistry(hub, [], { responseMs: 3000 });
+    const fast = inProcessTwinRegistry(hub);
+    const settings = { ...testSettings, leaseMs: 1000, backoffBaseMs: BACKOFF_BASE_MS };
+    const first = await repushStaleDesired({
+      db,
+      policy,
+      registry: { getTwin: (key, options) => fast.getTwin(key, options), updateTwin: (key, patch, etag, options) => mute.updateTwin(key, patch, etag, options) },
+      settings,
+      owner: "first",
+    });
+    const second = await repushStaleDesired({ db, policy, registry: fast, settings, owner: "second" });
+
+    expect(patches).toHaveLength(1);
+    expect(first).toMatchObject({ claimed: 1, accepted: 0, attempts: 0, leaseLost: 0 });
+    expect(second.claimed).toBe(0);
+    const rows = (await history(db, "mute")).filter((r) => r.cause === "repush");
+    expect(rows.map((r) => [r.detail?.outcome, r.detail?.attempt])).toEqual([["unanswered", null]]);
+    const record = await db.query<{ attempts: number; next_attempt_at: Date | null }>("SELECT attempts, next_attempt_at FROM property_records WHERE device_id = 'mute'");
+    expect(record.rows[0]?.attempts).toBe(0);
+    // Equal jitter: at least half the 15-minute base from now.
+    expect(new Date(record.rows[0]?.next_attempt_at as Date).getTime()).toBeGreaterThan(Date.now() + 7 * MINUTE);
   });
 });
 

@@ -78,21 +78,20 @@ export function inProcessHub(clock: FakeClock, throttling: ThrottleTier = "off")
 
 /**
  * The test double (see the top of this file). `calls` records each hub call with the clock's time.
- * `latencyMs` (real time) makes it a slow hub: half of it before the hub applies the call (the
- * request on its way), half before the answer comes back; an abort on the caller's side does not
- * stop a request already sent, as with the SDK.
+ * `requestMs` and `responseMs` (real time) make it a slow hub: the hub applies a call `requestMs`
+ * after it was made and answers `responseMs` later; an abort on the caller's side does not stop a
+ * request already sent, as with the SDK.
  */
 export function inProcessTwinRegistry(
   hub: IotHub,
   calls: Array<{ op: "get" | "update"; deviceId: string; at: number }> = [],
-  options: { latencyMs?: number } = {},
+  options: { requestMs?: number; responseMs?: number } = {},
 ): TwinRegistry {
-  const half = (options.latencyMs ?? 0) / 2;
-  const travel = () => (half > 0 ? new Promise((resolve) => setTimeout(resolve, half)) : Promise.resolve());
+  const travel = (ms = 0) => (ms > 0 ? new Promise((resolve) => setTimeout(resolve, ms)) : Promise.resolve());
   const answer = async <T>(work: () => T): Promise<{ responseBody: T }> => {
-    await travel();
+    await travel(options.requestMs);
     const responseBody = work();
-    await travel();
+    await travel(options.responseMs);
     return { responseBody };
   };
   return iothubTwinRegistry({
