@@ -26,7 +26,8 @@ export async function repushStaleDesiredHandler(timer: Timer, context: Invocatio
   context.log(
     `re-push${result.dryRun ? " (dry run)" : ""}: claimed ${result.claimed}, pushed ${result.pushed}, resolved ${result.resolved}, ` +
       `attempts ${result.attempts}, escalated ${result.escalated}, 412 ${result.etagMismatches}, deleted ${result.deleted}, ` +
-      `errors ${result.errors}${result.throttled ? `, throttled (429): ${result.leftDue} left due` : ""}`,
+      `errors ${result.errors}${result.throttled ? `, throttled (429): ${result.leftDue} left due` : ""}` +
+      `${result.leaseLost > 0 ? `, lease lost before commit on ${result.leaseLost}` : ""}`,
   );
 }
 

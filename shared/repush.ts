@@ -1,17 +1,21 @@
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
+import isDeepEqual from "fast-deep-equal";
 import type { RepushConfig } from "./config";
-import { evaluateCompliance, type Evaluation } from "./compliance/evaluateCompliance";
+import { evaluateCompliance } from "./compliance/evaluateCompliance";
 import type { PropertyRecord, Transition } from "./compliance/PropertyRecord";
+import type { TransitionCause } from "./compliance/ComplianceState";
 import { summarizeDevice } from "./compliance/summarizeDevice";
 import { hubErrorKind, type TwinRegistry } from "./hub/TwinRegistry";
 import type { Policy } from "./policy/Policy";
 import { desiredPatch } from "./repush/desiredPatch";
 import { repushBackoffMs } from "./repush/repushBackoff";
-import type { Database } from "./store/Database";
+import type { Database, Queryable } from "./store/Database";
 import { keyString, loadTwinStates, writeBatch, type BatchWrite, type StoredTwinState } from "./store/complianceStore";
+import { lockTwins } from "./store/lockTwins";
 import {
   claimDueDevices,
+  holdRepushLeases,
   loadRepushSchedules,
   releaseRepushLeases,
   removeDeletedTwin,
@@ -32,7 +36,7 @@ export interface RepushDeps {
   /** IoT Hub behind the global token bucket (`rateLimitedTwinRegistry`): every call here goes through it. */
   registry: TwinRegistry;
   settings: RepushSettings;
-  /** Wall clock (tests pass a fake one). */
+  /** Wall clock (tests pass a fake one). The lease is measured on it. */
   clock?: () => Date;
   /** Jitter source in [0, 1) for the back-off (tests pass a fixed one). */
   random?: () => number;
@@ -44,6 +48,13 @@ export interface RepushDeps {
   batchSize?: number;
   log?: (message: string) => void;
   signal?: AbortSignal;
+  hooks?: RepushHooks;
+}
+
+/** Points where a test can pause a run to interleave another writer deterministically. */
+export interface RepushHooks {
+  /** After a chunk's hub I/O, before its commit transaction; `keys`: the twins that commit will write (may be empty). */
+  beforeCommit?: (keys: TwinKey[]) => Promise<void>;
 }
 
 export interface RepushRunResult {
@@ -69,20 +80,30 @@ export interface RepushRunResult {
   throttled: boolean;
   /** Devices claimed but left for a later run (throttled, or the lease running out). */
   leftDue: number;
+  /** Devices whose lease had expired or been taken over at commit time: nothing was written for them. */
+  leaseLost: number;
   dryRun: boolean;
 }
 
 /** What one re-push writes into a history row's `detail`. */
 export interface RepushDetail {
-  outcome: "pushed" | "dryRun" | "etagMismatch" | "error" | "escalated";
-  /** The attempt number this push counted as (null when it did not count: 412, dry run). */
+  outcome: "pushed" | "dryRun" | "etagMismatch" | "error" | "unanswered" | "escalated";
+  /** The attempt number this push counted as (null when it did not count: 412, dry run, superseded, unanswered). */
   attempt: number | null;
   patch?: JsonObject;
   error?: string;
+  /** The push was accepted but the property's desired value changed again before it was recorded: not an attempt on the new value. */
+  superseded?: boolean;
   [key: string]: Json | undefined;
 }
 
+/** Stops the run: IoT Hub throttled us, the caller aborted, or the lease leaves no time for another hub call. */
 class StopRun extends Error {}
+
+/** The reason the run's deadline signal aborts with: the part of the lease left for hub calls is over. */
+class LeaseEnding extends Error {
+  override name = "LeaseEnding";
+}
 
 /**
  * The re-push use case (one timer run). Claims up to `maxDevicesPerRun` devices with due records
@@ -93,6 +114,20 @@ class StopRun extends Error {}
  * 412 ⇒ not counted, re-read next run; 429 ⇒ the run stops and the rest stays due;
  * 404 ⇒ the twin's records are removed (history kept, cause `deleted`); other ⇒ counted, back-off.
  * Level-based like a controller: each run works from the hub's current twin, never from the event.
+ *
+ * One writer per twin (ARCHITECTURE: convergence): the hub I/O of a chunk comes first and decides
+ * only what to send; the chunk then commits in one transaction that locks its twins (`lockTwins`),
+ * keeps only the devices whose lease this run still holds (their device rows locked FOR UPDATE, so
+ * no other run can claim them until COMMIT), re-reads their stored twins, records and schedules
+ * under that lock, and decides what to store from that locked state: the newer twin by version
+ * (the hub's answer, or whatever the reconcile path stored meanwhile), records evaluated against
+ * the locked records, an attempt counted only on a record whose desired version is still the one
+ * pushed. So a re-push never stores an older verdict over a newer one, and whoever writes last,
+ * attempts, back-off, escalation and desired version stay right.
+ *
+ * Lease safety: the last fifth of the lease is kept for the commit. No hub call starts unless the
+ * slowest call seen so far would still answer before that point, and a signal aborts any call
+ * (or wait in the token bucket) still pending then. A device whose lease is lost anyway gets no write.
  */
 export async function repushStaleDesired(deps: RepushDeps): Promise<RepushRunResult> {
   const clock = deps.clock ?? (() => new Date());
@@ -111,6 +146,7 @@ export async function repushStaleDesired(deps: RepushDeps): Promise<RepushRunRes
     errors: 0,
     throttled: false,
     leftDue: 0,
+    leaseLost: 0,
     dryRun: settings.dryRun,
   };
   const claimed = await claimDueDevices(deps.db, {
@@ -120,30 +156,41 @@ export async function repushStaleDesired(deps: RepushDeps): Promise<RepushRunRes
     leaseMs: settings.leaseMs,
   });
   result.claimed = claimed.length;
-  const runDeps: RunDeps = { ...deps, clock, owner };
-  // Stop starting devices well before the lease runs out, so no other run can have taken one over.
-  const deadline = started.getTime() + settings.leaseMs * 0.8;
+  const callsEndBy = started.getTime() + settings.leaseMs - settings.leaseMs / 5;
+  const deadline = new AbortController();
+  const timer = setTimeout(() => deadline.abort(new LeaseEnding("the re-push lease is ending")), Math.max(0, callsEndBy - clock().getTime()));
+  timer.unref?.();
+  const runDeps: RunDeps = {
+    ...deps,
+    clock,
+    owner,
+    callSignal: deps.signal ? AbortSignal.any([deps.signal, deadline.signal]) : deadline.signal,
+    deadline: deadline.signal,
+    callsEndBy,
+    slowestCallMs: 0,
+  };
   const unfinished = new Map(claimed.map((key) => [keyString(key.deviceId, key.moduleId), key]));
   const chunkSize = Math.max(1, deps.batchSize ?? 25);
   let stop = false;
 
   try {
     for (let start = 0; start < claimed.length && !stop; start += chunkSize) {
-      if (deps.signal?.aborted || clock().getTime() >= deadline) break;
+      if (deps.signal?.aborted || !hasTimeForCall(runDeps)) break;
       const chunk = claimed.slice(start, start + chunkSize);
-      // What the store knows about the chunk: two queries for all of it.
-      const stored = await loadTwinStates(deps.db, chunk);
-      const schedules = await loadRepushSchedules(deps.db, chunk);
+      // What the store knew when the chunk started: it decides what to send, never what to store.
+      const planned = await loadTwinStates(deps.db, chunk);
+      const plannedSchedules = await loadRepushSchedules(deps.db, chunk);
       const queue = [...chunk];
-      const outcomes: TwinOutcome[] = [];
+      const outcomes: HubOutcome[] = [];
       const done: TwinKey[] = [];
       const worker = async (): Promise<void> => {
         for (let key = queue.shift(); key && !stop; key = queue.shift()) {
           const id = keyString(key.deviceId, key.moduleId);
           try {
-            const outcome = await repushTwin(key, stored.get(id), schedules.get(id) ?? new Map(), runDeps, result);
+            const outcome = await probeTwin(key, planned.get(id), plannedSchedules.get(id) ?? new Map(), runDeps, result);
             if (outcome) outcomes.push(outcome);
             done.push(key);
+            if (outcome?.kind === "seen" && outcome.push?.outcome === "unanswered") stop = true;
           } catch (error) {
             if (!(error instanceof StopRun)) throw error;
             stop = true;
@@ -151,146 +198,154 @@ export async function repushStaleDesired(deps: RepushDeps): Promise<RepushRunRes
         }
       };
       await Promise.all(Array.from({ length: Math.max(1, deps.concurrency ?? 4) }, worker));
-      // One transaction for the chunk's outcomes: records, history, device rows, schedules, leases.
-      await commitOutcomes(runDeps, outcomes, done);
+      await deps.hooks?.beforeCommit?.([...done]);
+      await commitChunk(runDeps, outcomes, done, result);
       for (const key of done) unfinished.delete(keyString(key.deviceId, key.moduleId));
     }
   } finally {
+    clearTimeout(timer);
     result.leftDue = unfinished.size;
     await releaseRepushLeases(deps.db, [...unfinished.values()], owner);
   }
+  if (result.leftDue > 0 && !result.throttled && !deps.signal?.aborted) {
+    deps.log?.(`re-push lease of ${settings.leaseMs} ms running out: ${result.leftDue} claimed devices left due for the next run`);
+  }
+  if (result.leaseLost > 0) deps.log?.(`re-push lease lost before commit on ${result.leaseLost} devices: nothing written for them`);
   return result;
 }
 
-type RunDeps = RepushDeps & { clock: () => Date; owner: string };
+type RunDeps = RepushDeps & {
+  clock: () => Date;
+  owner: string;
+  /** Aborts when the caller aborts or when hub calls must end (`callsEndBy`). */
+  callSignal: AbortSignal;
+  deadline: AbortSignal;
+  /** Run-clock ms by which every hub call must have answered, so the commit still fits in the lease. */
+  callsEndBy: number;
+  /** The slowest hub call so far, token-bucket wait included: the margin a new call needs. */
+  slowestCallMs: number;
+};
+
+function hasTimeForCall(deps: RunDeps): boolean {
+  return !deps.deadline.aborted && deps.clock().getTime() + deps.slowestCallMs <= deps.callsEndBy;
+}
+
+/** One hub call, only when it can answer before the lease's commit reserve; times it. */
+async function hubCall<T>(deps: RunDeps, call: (options: { signal: AbortSignal }) => Promise<T>): Promise<T> {
+  if (deps.signal?.aborted || !hasTimeForCall(deps)) throw new StopRun();
+  const began = deps.clock().getTime();
+  try {
+    return await call({ signal: deps.callSignal });
+  } finally {
+    deps.slowestCallMs = Math.max(deps.slowestCallMs, deps.clock().getTime() - began);
+  }
+}
+
+/** What the hub phase learned about one twin. The commit decides what to store from it and the locked state. */
+type HubOutcome = { kind: "gone"; key: TwinKey; at: string; reason: string } | SeenTwin;
+
+interface SeenTwin {
+  kind: "seen";
+  key: TwinKey;
+  /** The twin as read (getTwin). */
+  fresh: Twin;
+  readAt: string;
+  /** Paths out of attempts when read: escalated at commit if still so under the lock. */
+  escalate: Map<string, { desiredVersion: number; nextAttemptAt: string | null }>;
+  push?: PushOutcome;
+}
+
+interface PushOutcome {
+  outcome: "pushed" | "dryRun" | "etagMismatch" | "error" | "unanswered";
+  at: string;
+  patch: JsonObject;
+  /** The pushed paths: desired version when read, attempts when planned. */
+  paths: Array<{ path: string; fromVersion: number; attempts: number; state: PropertyRecord["state"] }>;
+  /** Accepted: the twin the hub returned, and each pushed path's desired version in it. */
+  updated?: Twin;
+  pushedVersions?: Map<string, number>;
+  error?: string;
+}
 
 /**
- * Re-pushes one claimed twin; returns what to write (undefined: nothing, e.g. a failed read or a
- * deleted device, whose removal is written at once). Throws StopRun on 429.
+ * The hub I/O for one claimed twin: reads it, decides from that read (and the plan read before the
+ * chunk) what to escalate and what to send, sends it. Undefined: nothing learned (a failed read).
+ * Throws StopRun on 429, on abort and when the lease leaves no time for the next call.
  */
-async function repushTwin(
+async function probeTwin(
   key: TwinKey,
-  stored: StoredTwinState | undefined,
+  planned: StoredTwinState | undefined,
   schedules: ReadonlyMap<string, RepushSchedule>,
   deps: RunDeps,
   result: RepushRunResult,
-): Promise<TwinOutcome | undefined> {
+): Promise<HubOutcome | undefined> {
   const { settings } = deps;
   const label = twinKeyString(key);
-  const previous = stored?.records ?? new Map<string, PropertyRecord>();
+  const previous = planned?.records ?? new Map<string, PropertyRecord>();
 
   let fresh: Twin;
   try {
-    fresh = await deps.registry.getTwin(key, deps.signal ? { signal: deps.signal } : {});
+    fresh = await hubCall(deps, (options) => deps.registry.getTwin(key, options));
   } catch (error) {
     return handleHubError(error, key, deps, result, "read", undefined);
   }
 
   const now = deps.clock().toISOString();
   const evaluation = evaluateCompliance(fresh, deps.policy, previous, now, "resync");
-  const write = newWrite(now);
-  addEvaluation(write, key, evaluation);
-  const records = new Map(evaluation.records.map((r) => [r.path, r]));
   const scheduleOf = (record: PropertyRecord): RepushSchedule => {
     const before = previous.get(record.path);
     // A new desired value (or compliance) starts from scratch: the record upsert resets it too.
     if (!before || before.desiredVersion !== record.desiredVersion || record.state === "compliant") return { attempts: 0, nextAttemptAt: null };
     return schedules.get(record.path) ?? { attempts: 0, nextAttemptAt: null };
   };
-
-  const due = evaluation.records.filter((r) => isDue(r, scheduleOf(r), now));
-  const newSchedules = new Map<string, RepushSchedule>();
+  const seen: SeenTwin = { kind: "seen", key, fresh, readAt: now, escalate: new Map() };
 
   // Out of attempts and still not compliant on the fresh read: escalate, push nothing for it.
   const toPush: PropertyRecord[] = [];
-  for (const record of due) {
+  for (const record of evaluation.records.filter((r) => isDue(r, scheduleOf(r), now))) {
     const schedule = scheduleOf(record);
-    if (schedule.attempts < settings.maxAttempts || record.state === "escalated") {
-      toPush.push(record);
-      continue;
-    }
-    const escalated: PropertyRecord = { ...record, state: "escalated", stateSince: now };
-    records.set(record.path, escalated);
-    setRecord(write, escalated);
-    write.history.push({
-      key,
-      transition: transition(record, "escalated", now),
-      detail: { outcome: "escalated", attempt: null, attempts: schedule.attempts, maxAttempts: settings.maxAttempts } satisfies RepushDetail,
-    });
-    newSchedules.set(record.path, { attempts: schedule.attempts, nextAttemptAt: null });
-    result.escalated++;
+    if (schedule.attempts < settings.maxAttempts || record.state === "escalated") toPush.push(record);
+    else seen.escalate.set(record.path, { desiredVersion: record.desiredVersion, nextAttemptAt: schedule.nextAttemptAt });
   }
 
   const patch = desiredPatch(fresh.desired, toPush.map((r) => r.path));
   const pushPaths = Object.keys(patch).length > 0 ? toPush : [];
   if (pushPaths.length === 0) {
     result.resolved++;
-    return outcome(key, write, fresh, records, stored?.device, newSchedules);
+    return seen;
   }
-  result.pushed++;
+  const paths = pushPaths.map((r) => ({ path: r.path, fromVersion: r.desiredVersion, attempts: scheduleOf(r).attempts, state: r.state }));
 
   if (settings.dryRun) {
-    for (const record of pushPaths) {
-      const schedule = scheduleOf(record);
-      const next = schedule.attempts + 1;
-      write.history.push({ key, transition: transition(record, record.state, now), detail: { outcome: "dryRun", attempt: null, wouldBeAttempt: next, patch } });
-      newSchedules.set(record.path, { attempts: schedule.attempts, nextAttemptAt: backoffFrom(now, next, deps) });
-    }
+    result.pushed++;
+    seen.push = { outcome: "dryRun", at: now, patch, paths };
     deps.log?.(`dry run: would re-push ${label} ${JSON.stringify(patch)}`);
-    return outcome(key, write, fresh, records, stored?.device, newSchedules);
+    return seen;
   }
 
   if (fresh.etag === undefined) {
     // Never write without a precondition: that could overwrite an operator's newer desired value.
     deps.log?.(`re-push of ${label} skipped: the hub sent no etag`);
     result.errors++;
-    return outcome(key, write, fresh, records, stored?.device, newSchedules);
+    return seen;
   }
 
+  // Left due (not counted as pushed) when the lease has no time left for the patch.
+  if (!hasTimeForCall(deps)) throw new StopRun();
+  result.pushed++;
   let updated: Twin;
   try {
-    updated = await deps.registry.updateTwin(key, { properties: { desired: patch } }, fresh.etag, deps.signal ? { signal: deps.signal } : {});
+    updated = await hubCall(deps, (options) => deps.registry.updateTwin(key, { properties: { desired: patch } }, fresh.etag as string, options));
   } catch (error) {
-    return handleHubError(error, key, deps, result, "write", { write, fresh, records, device: stored?.device, newSchedules, pushPaths, patch, scheduleOf });
+    return handleHubError(error, key, deps, result, "write", { seen, push: { outcome: "error", at: now, patch, paths } });
   }
 
-  // Accepted: re-evaluate against the twin the hub returned, so the stored records carry the new
-  // desired version of the pushed paths (its twin-change event then arrives as a duplicate).
+  result.accepted += paths.length;
   const at = deps.clock().toISOString();
-  const after = evaluateCompliance(updated, deps.policy, records, at, "repush");
-  for (const record of after.changed) setRecord(write, record);
-  for (const path of after.removed) {
-    write.records.delete(path);
-    write.removed.add(path);
-  }
-  const afterRecords = new Map(after.records.map((r) => [r.path, r]));
-  const pushed = new Set(pushPaths.map((r) => r.path));
-  for (const t of after.transitions) if (!pushed.has(t.path)) write.history.push({ key, transition: t });
-  for (const record of pushPaths) {
-    const schedule = scheduleOf(record);
-    const attempt = schedule.attempts + 1;
-    const current = afterRecords.get(record.path) ?? record;
-    const t = after.transitions.find((x) => x.path === record.path) ?? transition(record, current.state, at);
-    write.history.push({ key, transition: t, detail: { outcome: "pushed", attempt, patch } satisfies RepushDetail });
-    newSchedules.set(
-      record.path,
-      current.state === "compliant" ? { attempts: 0, nextAttemptAt: null } : { attempts: attempt, nextAttemptAt: backoffFrom(at, attempt, deps) },
-    );
-    result.attempts++;
-    result.accepted++;
-  }
-  return outcome(key, write, updated, afterRecords, stored?.device, newSchedules);
-}
-
-interface PendingWrite {
-  write: TwinWrite;
-  fresh: Twin;
-  records: Map<string, PropertyRecord>;
-  device: { state: PropertyRecord["state"]; stateSince: string } | undefined;
-  newSchedules: Map<string, RepushSchedule>;
-  pushPaths: PropertyRecord[];
-  patch: JsonObject;
-  scheduleOf: (record: PropertyRecord) => RepushSchedule;
+  // Which desired version each pushed path has now: the attempt belongs to that version.
+  const pushedVersions = new Map(evaluateCompliance(updated, deps.policy, new Map(), at).records.map((r) => [r.path, r.desiredVersion]));
+  seen.push = { outcome: "pushed", at, patch, paths, updated, pushedVersions };
+  return seen;
 }
 
 async function handleHubError(
@@ -299,54 +354,42 @@ async function handleHubError(
   deps: RunDeps,
   result: RepushRunResult,
   step: "read" | "write",
-  pending: PendingWrite | undefined,
-): Promise<TwinOutcome | undefined> {
-  const kind = hubErrorKind(error);
+  pending: { seen: SeenTwin; push: PushOutcome } | undefined,
+): Promise<HubOutcome | undefined> {
+  if (error instanceof StopRun || deps.signal?.aborted) throw new StopRun();
   const label = twinKeyString(key);
   const at = deps.clock().toISOString();
+  if (error instanceof LeaseEnding) {
+    // The patch may have reached the hub (the SDK cannot cancel a request, only stop waiting): not an
+    // attempt, but the back-off is kept so no run sends it again before that.
+    if (!pending) throw new StopRun();
+    deps.log?.(`re-push write of ${label} unanswered when the lease ran short: backing off without counting an attempt`);
+    pending.seen.push = { ...pending.push, outcome: "unanswered", at, error: "no answer before the re-push lease ran short" };
+    return pending.seen;
+  }
+  const kind = hubErrorKind(error);
   const name = error instanceof Error ? error.name : "Error";
-  if (deps.signal?.aborted) throw new StopRun();
   switch (kind) {
     case "throttled":
       // The limiter has slowed down (rateLimitedTwinRegistry); leave this device and the rest due.
       result.throttled = true;
       deps.log?.(`IoT Hub throttled the ${step} of ${label} (429): stopping this run, the rest stays due`);
       throw new StopRun();
-    case "notFound": {
-      const removed = await deps.db.transaction((tx) => removeDeletedTwin(tx, key, at, { reason: `IoT Hub: ${name} on re-push ${step}` }));
-      result.deleted++;
-      deps.log?.(`${label} is gone from IoT Hub: removed its ${removed} compliance records (history kept)`);
-      return undefined;
-    }
-    case "etagMismatch": {
+    case "notFound":
+      return { kind: "gone", key, at, reason: `IoT Hub: ${name} on re-push ${step}` };
+    case "etagMismatch":
       result.etagMismatches++;
       if (!pending) break;
       // Someone changed the twin after our read: nothing written, no attempt counted; re-read next run.
-      for (const record of pending.pushPaths) {
-        pending.write.history.push({
-          key,
-          transition: transition(record, record.state, at),
-          detail: { outcome: "etagMismatch", attempt: null, patch: pending.patch } satisfies RepushDetail,
-        });
-      }
-      return outcome(key, pending.write, pending.fresh, pending.records, pending.device, pending.newSchedules);
-    }
+      pending.seen.push = { ...pending.push, outcome: "etagMismatch", at };
+      return pending.seen;
     case "other": {
       result.errors++;
       const message = error instanceof Error ? error.message : String(error);
       deps.log?.(`re-push ${step} of ${label} failed: ${message}`);
       if (!pending) break;
-      for (const record of pending.pushPaths) {
-        const attempt = pending.scheduleOf(record).attempts + 1;
-        pending.write.history.push({
-          key,
-          transition: transition(record, record.state, at),
-          detail: { outcome: "error", attempt, patch: pending.patch, error: `${name}: ${message}`.slice(0, 500) } satisfies RepushDetail,
-        });
-        pending.newSchedules.set(record.path, { attempts: attempt, nextAttemptAt: backoffFrom(at, attempt, deps) });
-        result.attempts++;
-      }
-      return outcome(key, pending.write, pending.fresh, pending.records, pending.device, pending.newSchedules);
+      pending.seen.push = { ...pending.push, outcome: "error", at, error: `${name}: ${message}`.slice(0, 500) };
+      return pending.seen;
     }
   }
   // A failed read (not 404/429): nothing learned, nothing counted; the lease is released, due next run.
@@ -376,73 +419,191 @@ function backoffFrom(at: string, attempt: number, deps: RunDeps): string {
   return new Date(Date.parse(at) + delay).toISOString();
 }
 
-function transition(record: PropertyRecord, to: Transition["to"], at: string): Transition {
-  return { path: record.path, from: record.state, to, cause: "repush", at, desiredVersion: record.desiredVersion, desired: record.desired, reported: record.reported };
+interface ChunkWrite {
+  batch: BatchWrite;
+  schedules: Array<{ key: TwinKey; path: string; schedule: RepushSchedule }>;
 }
 
-/** What one twin's outcome writes: records by path (a later version of a record replaces an earlier one). */
-interface TwinWrite {
-  at: string;
-  records: Map<string, PropertyRecord>;
-  removed: Set<string>;
-  history: BatchWrite["history"];
-}
-
-function newWrite(at: string): TwinWrite {
-  return { at, records: new Map(), removed: new Set(), history: [] };
-}
-
-function addEvaluation(write: TwinWrite, key: TwinKey, evaluation: Evaluation): void {
-  for (const record of evaluation.changed) setRecord(write, record);
-  for (const path of evaluation.removed) {
-    write.records.delete(path);
-    write.removed.add(path);
-  }
-  for (const transition of evaluation.transitions) write.history.push({ key, transition });
-}
-
-function setRecord(write: TwinWrite, record: PropertyRecord): void {
-  write.removed.delete(record.path);
-  write.records.set(record.path, record);
-}
-
-/** What one twin's re-push writes. */
-interface TwinOutcome {
-  key: TwinKey;
-  write: TwinWrite;
-  twin: Twin;
-  records: ReadonlyMap<string, PropertyRecord>;
-  device: { state: PropertyRecord["state"]; stateSince: string } | undefined;
-  schedules: ReadonlyMap<string, RepushSchedule>;
-}
-
-function outcome(
-  key: TwinKey,
-  write: TwinWrite,
-  twin: Twin,
-  records: ReadonlyMap<string, PropertyRecord>,
-  device: TwinOutcome["device"],
-  schedules: ReadonlyMap<string, RepushSchedule>,
-): TwinOutcome {
-  return { key, write, twin, records, device, schedules };
-}
-
-/** One transaction for a chunk: stored twins, records, history, device rows, schedules; then the leases of `done` end. */
-async function commitOutcomes(deps: RunDeps, outcomes: readonly TwinOutcome[], done: readonly TwinKey[]): Promise<void> {
-  const at = deps.clock().toISOString();
-  const batch: BatchWrite = { at, twins: [], records: [], removed: [], history: [], devices: [], deadLetters: [] };
-  const schedules: Array<{ key: TwinKey; path: string; schedule: RepushSchedule }> = [];
-  for (const { key, write, twin, records, device, schedules: twinSchedules } of outcomes) {
-    batch.twins.push({ twin, resyncNeeded: false });
-    for (const record of write.records.values()) batch.records.push({ key, record });
-    for (const path of write.removed) batch.removed.push({ key, path });
-    batch.history.push(...write.history);
-    batch.devices.push({ key, ...summarizeDevice(records.values(), device, write.at), tags: twin.tags, resyncNeeded: false });
-    for (const [path, schedule] of twinSchedules) schedules.push({ key, path, schedule });
-  }
+/**
+ * One transaction for a chunk (see `repushStaleDesired`): lock its twins, keep the devices whose
+ * lease this run still holds, re-read them, decide and write; then their leases end.
+ */
+async function commitChunk(deps: RunDeps, outcomes: readonly HubOutcome[], done: readonly TwinKey[], result: RepushRunResult): Promise<void> {
+  if (done.length === 0) return;
   await deps.db.transaction(async (tx) => {
-    if (outcomes.length > 0) await writeBatch(tx, batch);
-    await saveRepushSchedules(tx, schedules);
-    await releaseRepushLeases(tx, done, deps.owner);
+    await lockTwins(tx, done);
+    const at = deps.clock().toISOString();
+    const held = await holdRepushLeases(tx, done, deps.owner, at);
+    result.leaseLost += done.length - held.length;
+    const holds = new Set(held.map((k) => keyString(k.deviceId, k.moduleId)));
+    const mine = outcomes.filter((o) => holds.has(keyString(o.key.deviceId, o.key.moduleId)));
+    const seen = mine.filter((o): o is SeenTwin => o.kind === "seen");
+    const stored = await loadTwinStates(tx, seen.map((o) => o.key));
+    const schedules = await loadRepushSchedules(tx, seen.map((o) => o.key));
+    const write: ChunkWrite = { batch: { at, twins: [], records: [], removed: [], history: [], devices: [], deadLetters: [] }, schedules: [] };
+    for (const o of seen) {
+      const id = keyString(o.key.deviceId, o.key.moduleId);
+      decideTwin(o, stored.get(id), schedules.get(id) ?? new Map(), deps, result, write);
+    }
+    const { batch } = write;
+    if (batch.twins.length + batch.records.length + batch.removed.length + batch.history.length + batch.devices.length > 0) await writeBatch(tx, batch);
+    await saveRepushSchedules(tx, write.schedules);
+    for (const o of mine) if (o.kind === "gone") await removeGone(tx, o, deps, result);
+    await releaseRepushLeases(tx, held, deps.owner);
   });
+}
+
+async function removeGone(tx: Queryable, gone: Extract<HubOutcome, { kind: "gone" }>, deps: RunDeps, result: RepushRunResult): Promise<void> {
+  const removed = await removeDeletedTwin(tx, gone.key, gone.at, { reason: gone.reason });
+  result.deleted++;
+  deps.log?.(`${twinKeyString(gone.key)} is gone from IoT Hub: removed its ${removed} compliance records (history kept)`);
+}
+
+/**
+ * Decides what one twin's re-push stores, from the locked stored state `stored` and `schedules`:
+ * the hub's twins (as read, then as patched) are applied only when at least as new as the stored
+ * one, each evaluated against the records before it; escalation and attempts follow the locked
+ * schedules; history rows say what was sent and how it counted.
+ */
+function decideTwin(
+  seen: SeenTwin,
+  stored: StoredTwinState | undefined,
+  schedules: ReadonlyMap<string, RepushSchedule>,
+  deps: RunDeps,
+  result: RepushRunResult,
+  write: ChunkWrite,
+): void {
+  const { key, push } = seen;
+  const { batch } = write;
+  let records = new Map(stored?.records ?? []);
+  let version = stored?.twin.version ?? Number.NEGATIVE_INFINITY;
+  let kept: Twin | undefined;
+  const changed = new Map<string, PropertyRecord>();
+  const removed = new Set<string>();
+  const pushedPaths = new Set(push?.paths.map((p) => p.path) ?? []);
+  const apply = (twin: Twin, at: string, cause: TransitionCause, rowsFor: (path: string) => boolean): void => {
+    if (twin.version < version) return;
+    const evaluation = evaluateCompliance(twin, deps.policy, records, at, cause);
+    for (const record of evaluation.changed) {
+      changed.set(record.path, record);
+      removed.delete(record.path);
+    }
+    for (const path of evaluation.removed) {
+      changed.delete(path);
+      removed.add(path);
+    }
+    for (const t of evaluation.transitions) if (rowsFor(t.path)) batch.history.push({ key, transition: t });
+    records = new Map(evaluation.records.map((r) => [r.path, r]));
+    version = twin.version;
+    kept = twin;
+  };
+
+  apply(seen.fresh, seen.readAt, "resync", () => true);
+  const beforePush = new Map(records);
+  // The push rows below stand for the pushed paths' transitions.
+  if (push?.updated) apply(push.updated, push.at, "repush", (path) => !pushedPaths.has(path));
+
+  for (const [path, plan] of seen.escalate) {
+    const record = records.get(path);
+    const schedule = schedules.get(path) ?? { attempts: 0, nextAttemptAt: null };
+    if (!record || record.desiredVersion !== plan.desiredVersion || ["compliant", "failed", "escalated"].includes(record.state)) continue;
+    if (schedule.attempts < deps.settings.maxAttempts) continue;
+    const escalated: PropertyRecord = { ...record, state: "escalated", stateSince: seen.readAt };
+    records.set(path, escalated);
+    changed.set(path, escalated);
+    batch.history.push({
+      key,
+      transition: repushTransition(record, "escalated", seen.readAt),
+      detail: { outcome: "escalated", attempt: null, attempts: schedule.attempts, maxAttempts: deps.settings.maxAttempts } satisfies RepushDetail,
+    });
+    // A "re-push now" queued after our read stays queued.
+    const queued = schedule.nextAttemptAt !== plan.nextAttemptAt ? schedule.nextAttemptAt : null;
+    write.schedules.push({ key, path, schedule: { attempts: schedule.attempts, nextAttemptAt: queued } });
+    result.escalated++;
+  }
+
+  if (push) recordPush(seen, push, stored, schedules, beforePush, records, deps, result, write);
+
+  for (const record of changed.values()) batch.records.push({ key, record });
+  for (const path of removed) batch.removed.push({ key, path });
+  if (kept) batch.twins.push({ twin: kept, resyncNeeded: false });
+  // A complete read at least as new as the stored twin heals a gap; otherwise the stored flag stands.
+  const resyncNeeded = kept ? false : (stored?.resyncNeeded ?? false);
+  const tags = (kept ?? stored?.twin)?.tags ?? {};
+  const device = { ...summarizeDevice(records.values(), stored?.device, push?.at ?? seen.readAt), tags, resyncNeeded };
+  if (!isDeepEqual(device, stored?.storedDevice)) batch.devices.push({ key, ...device });
+}
+
+/** History rows and schedules of the pushed paths: an attempt counts only on the desired version it was made for. */
+function recordPush(
+  seen: SeenTwin,
+  push: PushOutcome,
+  stored: StoredTwinState | undefined,
+  schedules: ReadonlyMap<string, RepushSchedule>,
+  beforePush: ReadonlyMap<string, PropertyRecord>,
+  records: ReadonlyMap<string, PropertyRecord>,
+  deps: RunDeps,
+  result: RepushRunResult,
+  write: ChunkWrite,
+): void {
+  const { key } = seen;
+  for (const p of push.paths) {
+    const current = records.get(p.path);
+    const before = beforePush.get(p.path) ?? current;
+    const locked = stored?.records.get(p.path);
+    // Attempts so far on the value pushed: the locked schedule while the record still holds the version
+    // read; the planned count when the reconcile path already stored our own patch (its upsert reset them).
+    const attemptsSoFar = locked?.desiredVersion === p.fromVersion ? (schedules.get(p.path)?.attempts ?? 0) : p.attempts;
+    const stillRead = current !== undefined && current.desiredVersion === p.fromVersion;
+    const row = (detail: JsonObject): void => {
+      const transition: Transition = {
+        path: p.path,
+        from: before?.state ?? p.state,
+        to: current?.state ?? "removed",
+        cause: "repush",
+        at: push.at,
+        desiredVersion: current?.desiredVersion ?? null,
+        desired: current?.desired,
+        reported: current ? current.reported : before?.reported,
+      };
+      write.batch.history.push({ key, transition, detail });
+    };
+    const schedule = (s: RepushSchedule): void => void write.schedules.push({ key, path: p.path, schedule: s });
+    switch (push.outcome) {
+      case "pushed": {
+        const counts = current !== undefined && current.desiredVersion === push.pushedVersions?.get(p.path);
+        const attempt = counts ? attemptsSoFar + 1 : null;
+        row({ outcome: "pushed", attempt, patch: push.patch, ...(counts ? {} : { superseded: true }) } satisfies RepushDetail);
+        if (counts && current) {
+          schedule(current.state === "compliant" ? { attempts: 0, nextAttemptAt: null } : { attempts: attemptsSoFar + 1, nextAttemptAt: backoffFrom(push.at, attemptsSoFar + 1, deps) });
+          result.attempts++;
+        }
+        break;
+      }
+      case "error": {
+        const attempt = stillRead ? attemptsSoFar + 1 : null;
+        row({ outcome: "error", attempt, patch: push.patch, ...(push.error === undefined ? {} : { error: push.error }) } satisfies RepushDetail);
+        if (attempt !== null) {
+          schedule({ attempts: attempt, nextAttemptAt: backoffFrom(push.at, attempt, deps) });
+          result.attempts++;
+        }
+        break;
+      }
+      case "unanswered":
+        row({ outcome: "unanswered", attempt: null, patch: push.patch, ...(push.error === undefined ? {} : { error: push.error }) } satisfies RepushDetail);
+        if (stillRead) schedule({ attempts: attemptsSoFar, nextAttemptAt: backoffFrom(push.at, attemptsSoFar + 1, deps) });
+        break;
+      case "dryRun":
+        row({ outcome: "dryRun", attempt: null, wouldBeAttempt: attemptsSoFar + 1, patch: push.patch } satisfies RepushDetail);
+        if (stillRead) schedule({ attempts: attemptsSoFar, nextAttemptAt: backoffFrom(push.at, attemptsSoFar + 1, deps) });
+        break;
+      case "etagMismatch":
+        row({ outcome: "etagMismatch", attempt: null, patch: push.patch } satisfies RepushDetail);
+        break;
+    }
+  }
+}
+
+function repushTransition(record: PropertyRecord, to: Transition["to"], at: string): Transition {
+  return { path: record.path, from: record.state, to, cause: "repush", at, desiredVersion: record.desiredVersion, desired: record.desired, reported: record.reported };
 }

@@ -3,6 +3,7 @@ import type { Json } from "../twin/json";
 import type { TwinKey } from "../twin/Twin";
 import { keyString } from "./complianceStore";
 import type { Database, Queryable } from "./Database";
+import { lockTwins } from "./lockTwins";
 
 /**
  * The re-push timer's SQL: claiming due devices under a lease, the per-record schedule
@@ -80,6 +81,26 @@ export async function releaseRepushLeases(db: Queryable, keys: readonly TwinKey[
       WHERE d.device_id = k.device_id AND d.module_id = k.module_id AND d.repush_lease_owner = $2`,
     [keysParam(keys), owner],
   );
+}
+
+/**
+ * Inside a re-push commit transaction: locks (FOR UPDATE, in key order) the device rows of `keys`
+ * still leased to `owner` at `now`, and returns their keys. Only those may be written: a lease that
+ * expired may already be another run's, and a locked row cannot be claimed until COMMIT.
+ */
+export async function holdRepushLeases(tx: Queryable, keys: readonly TwinKey[], owner: string, now: string): Promise<TwinKey[]> {
+  if (keys.length === 0) return [];
+  const result = await tx.query(
+    `SELECT d.device_id, d.module_id
+       FROM devices d
+       JOIN jsonb_to_recordset($1::jsonb) AS k(device_id text, module_id text)
+         ON d.device_id = k.device_id AND d.module_id = k.module_id
+      WHERE d.repush_lease_owner = $2 AND d.repush_lease_until > $3::timestamptz
+      ORDER BY d.device_id, d.module_id
+        FOR UPDATE OF d`,
+    [keysParam(keys), owner, now],
+  );
+  return result.rows.map((raw) => toKey(keyRow.parse(raw)));
 }
 
 /** The re-push bookkeeping of one record. */
@@ -170,21 +191,25 @@ export async function removeDeletedTwin(tx: Queryable, key: TwinKey, at: string,
  * an escalated record starts a fresh series of attempts. `failed` records are left alone (the device
  * rejected the value: change desired instead). Returns the paths queued.
  */
-export async function queueRepushNow(db: Queryable, key: TwinKey, now: string): Promise<string[]> {
-  const result = await db.query(
-    `UPDATE property_records
-        SET next_attempt_at = $3::timestamptz,
-            attempts = CASE WHEN state = 'escalated' THEN 0 ELSE attempts END
-      WHERE device_id = $1 AND module_id = $2 AND state IN ('pending', 'stale', 'drifted', 'escalated')
-     RETURNING path`,
-    [key.deviceId, key.moduleId ?? "", now],
-  );
+export async function queueRepushNow(db: Pick<Database, "transaction">, key: TwinKey, now: string): Promise<string[]> {
+  // A writer of the twin's schedules like any other: one writer per twin (lockTwins).
+  const result = await db.transaction(async (tx) => {
+    await lockTwins(tx, [key]);
+    return tx.query(
+      `UPDATE property_records
+          SET next_attempt_at = $3::timestamptz,
+              attempts = CASE WHEN state = 'escalated' THEN 0 ELSE attempts END
+        WHERE device_id = $1 AND module_id = $2 AND state IN ('pending', 'stale', 'drifted', 'escalated')
+       RETURNING path`,
+      [key.deviceId, key.moduleId ?? "", now],
+    );
+  });
   return result.rows.map((row) => z.object({ path: z.string() }).parse(row).path).sort();
 }
 
 /** Totals over the whole history, for `npm start`'s summary line. */
 export interface RepushCounters {
-  /** Re-pushes sent and counted as attempts (accepted by the hub or failed; 412 and 429 are not attempts). */
+  /** Re-pushes counted as attempts (accepted by the hub or failed; 412, 429 and a push superseded by a newer desired value are not). */
   attempts: number;
   /** Properties that became compliant after a re-push of their value. */
   succeeded: number;
@@ -199,7 +224,7 @@ export async function repushCounters(db: Pick<Database, "query">): Promise<Repus
   const result = await db.query(
     `SELECT
        (SELECT count(*) FROM property_history
-         WHERE cause = 'repush' AND detail->>'outcome' IN ('pushed', 'error')) AS attempts,
+         WHERE cause = 'repush' AND detail->>'outcome' IN ('pushed', 'error') AND detail->>'attempt' IS NOT NULL) AS attempts,
        (SELECT count(*) FROM property_history c
          WHERE c.to_state = 'compliant'
            AND EXISTS (

@@ -57,8 +57,15 @@ export function fakeClock(startMs = T0): FakeClock {
     sleep(ms, signal) {
       return new Promise<void>((resolve, reject) => {
         if (signal?.aborted) return reject(signal.reason);
-        sleepers.push({ at: clock.now() + ms, wake: resolve });
-        signal?.addEventListener("abort", () => reject(signal.reason), { once: true });
+        const onAbort = () => reject(signal?.reason);
+        sleepers.push({
+          at: clock.now() + ms,
+          wake: () => {
+            signal?.removeEventListener("abort", onAbort);
+            resolve();
+          },
+        });
+        signal?.addEventListener("abort", onAbort, { once: true });
         schedule();
       });
     },
@@ -69,11 +76,23 @@ export function inProcessHub(clock: FakeClock, throttling: ThrottleTier = "off")
   return new IotHub({ clock, authClock: clock, throttling });
 }
 
-/** The test double (see the top of this file). `calls` records each hub call with the clock's time. */
-export function inProcessTwinRegistry(hub: IotHub, calls: Array<{ op: "get" | "update"; deviceId: string; at: number }> = []): TwinRegistry {
+/**
+ * The test double (see the top of this file). `calls` records each hub call with the clock's time.
+ * `requestMs` and `responseMs` (real time) make it a slow hub: the hub applies a call `requestMs`
+ * after it was made and answers `responseMs` later; an abort on the caller's side does not stop a
+ * request already sent, as with the SDK.
+ */
+export function inProcessTwinRegistry(
+  hub: IotHub,
+  calls: Array<{ op: "get" | "update"; deviceId: string; at: number }> = [],
+  options: { requestMs?: number; responseMs?: number } = {},
+): TwinRegistry {
+  const travel = (ms = 0) => (ms > 0 ? new Promise((resolve) => setTimeout(resolve, ms)) : Promise.resolve());
   const answer = async <T>(work: () => T): Promise<{ responseBody: T }> => {
-    await Promise.resolve();
-    return { responseBody: work() };
+    await travel(options.requestMs);
+    const responseBody = work();
+    await travel(options.responseMs);
+    return { responseBody };
   };
   return iothubTwinRegistry({
     getTwin: (deviceId) =>
