@@ -1,4 +1,3 @@
-import isDeepEqual from "fast-deep-equal";
 import type { TransitionCause } from "./compliance/ComplianceState";
 import { evaluateCompliance } from "./compliance/evaluateCompliance";
 import type { PropertyRecord } from "./compliance/PropertyRecord";
@@ -8,6 +7,7 @@ import { keyString, loadTwinStates, writeBatch, type BatchWrite, type StoredTwin
 import type { Database, Queryable } from "./store/Database";
 import { lockTwins } from "./store/lockTwins";
 import { removeDeletedTwin } from "./store/repushStore";
+import { jsonEqual } from "./twin/json";
 import type { Twin } from "./twin/Twin";
 
 export interface ApplyHubTwinsDeps {
@@ -103,6 +103,6 @@ function addHubTwin(write: BatchWrite, twin: Twin, state: StoredTwinState | unde
   for (const path of evaluation.removed) write.removed.push({ key, path });
   for (const transition of evaluation.transitions) write.history.push({ key, transition });
   const device = { ...summarizeDevice(evaluation.records, state?.device, at), tags: twin.tags, resyncNeeded: false };
-  if (!isDeepEqual(device, state?.storedDevice)) write.devices.push({ key, ...device });
+  if (!jsonEqual(device, state?.storedDevice)) write.devices.push({ key, ...device });
   return evaluation.transitions.length;
 }

@@ -1,6 +1,5 @@
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
-import isDeepEqual from "fast-deep-equal";
 import type { RepushConfig } from "./config";
 import { evaluateCompliance } from "./compliance/evaluateCompliance";
 import type { PropertyRecord, Transition } from "./compliance/PropertyRecord";
@@ -22,7 +21,7 @@ import {
   saveRepushSchedules,
   type RepushSchedule,
 } from "./store/repushStore";
-import type { Json, JsonObject } from "./twin/json";
+import { jsonEqual, type Json, type JsonObject } from "./twin/json";
 import type { Twin, TwinKey } from "./twin/Twin";
 import { twinKeyString } from "./twin/Twin";
 
@@ -531,7 +530,7 @@ function decideTwin(
   const resyncNeeded = kept ? false : (stored?.resyncNeeded ?? false);
   const tags = (kept ?? stored?.twin)?.tags ?? {};
   const device = { ...summarizeDevice(records.values(), stored?.device, push?.at ?? seen.readAt), tags, resyncNeeded };
-  if (!isDeepEqual(device, stored?.storedDevice)) batch.devices.push({ key, ...device });
+  if (!jsonEqual(device, stored?.storedDevice)) batch.devices.push({ key, ...device });
 }
 
 /** History rows and schedules of the pushed paths: an attempt counts only on the desired version it was made for. */

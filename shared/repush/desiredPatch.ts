@@ -1,4 +1,4 @@
-import { isJsonObject, type Json, type JsonObject } from "../twin/json";
+import { isJsonObject, setOwn, type Json, type JsonObject } from "../twin/json";
 import { setAt, splitPath, valueAt } from "../twin/paths";
 
 /**
@@ -21,6 +21,6 @@ function withoutSystemKeys(value: Json): Json {
   if (Array.isArray(value)) return value.map(withoutSystemKeys);
   if (!isJsonObject(value)) return value;
   const out: JsonObject = {};
-  for (const [key, child] of Object.entries(value)) if (!key.startsWith("$")) out[key] = withoutSystemKeys(child);
+  for (const [key, child] of Object.entries(value)) if (!key.startsWith("$")) setOwn(out, key, withoutSystemKeys(child));
   return out;
 }
