@@ -112,7 +112,7 @@ describe.each(testDatabases)("report counters on $name", ({ name, open }) => {
 
   it("heals drifted counters when migration 006 runs on an older store", async () => {
     await db.query("INSERT INTO report_state_deltas (kind, path, state, n) VALUES ('device', '', 'compliant', 42)");
-    await db.query("DELETE FROM schema_migrations WHERE version >= 6");
+    await db.query("DELETE FROM schema_migrations WHERE version = 6");
     expect(await migrate(db)).toContain(6);
     expect(await counterDrift(db)).toEqual([]);
   });
