@@ -112,6 +112,28 @@ BEGIN
   RETURN NULL\073
 END';
 
+-- The counting triggers again, on whatever tables bear these names now: a migration between 003 and
+-- this one that rebuilt a table (copy and rename) would have left it without them, and the
+-- counters would part from it at its first write.
+CREATE OR REPLACE TRIGGER report_count_records_insert AFTER INSERT ON property_records
+  REFERENCING NEW TABLE AS report_new FOR EACH STATEMENT EXECUTE FUNCTION report_count_records();
+CREATE OR REPLACE TRIGGER report_count_records_update AFTER UPDATE ON property_records
+  REFERENCING OLD TABLE AS report_old NEW TABLE AS report_new FOR EACH STATEMENT EXECUTE FUNCTION report_count_records();
+CREATE OR REPLACE TRIGGER report_count_records_delete AFTER DELETE ON property_records
+  REFERENCING OLD TABLE AS report_old FOR EACH STATEMENT EXECUTE FUNCTION report_count_records();
+CREATE OR REPLACE TRIGGER report_count_records_truncate AFTER TRUNCATE ON property_records
+  FOR EACH STATEMENT EXECUTE FUNCTION report_count_records();
+CREATE OR REPLACE TRIGGER report_count_devices_insert AFTER INSERT ON devices
+  REFERENCING NEW TABLE AS report_new FOR EACH STATEMENT EXECUTE FUNCTION report_count_devices();
+CREATE OR REPLACE TRIGGER report_count_devices_update AFTER UPDATE ON devices
+  REFERENCING OLD TABLE AS report_old NEW TABLE AS report_new FOR EACH STATEMENT EXECUTE FUNCTION report_count_devices();
+CREATE OR REPLACE TRIGGER report_count_devices_delete AFTER DELETE ON devices
+  REFERENCING OLD TABLE AS report_old FOR EACH STATEMENT EXECUTE FUNCTION report_count_devices();
+CREATE OR REPLACE TRIGGER report_count_devices_truncate AFTER TRUNCATE ON devices
+  FOR EACH STATEMENT EXECUTE FUNCTION report_count_devices();
+CREATE OR REPLACE TRIGGER report_time_compliance_insert AFTER INSERT ON property_history
+  REFERENCING NEW TABLE AS report_new FOR EACH STATEMENT EXECUTE FUNCTION report_time_compliance();
+
 -- Retention (pruneRetention) deletes dead letters by age in chunks: each chunk an index range.
 CREATE INDEX IF NOT EXISTS dead_letters_received_at_idx ON dead_letters (received_at);
 
