@@ -118,6 +118,15 @@ param repushDryRun bool = false
 @description('How long a timer run holds its claim on a device.')
 param repushLease string = '5m'
 
+@description('Property history kept for this long (e.g. 90d, P90D; 1d to 3650d).')
+param historyRetention string = '90d'
+
+@description('Dead letters kept for this long (1d to 3650d).')
+param deadLetterRetention string = '30d'
+
+@description('NCRONTAB schedule (6 fields) of the retention timer.')
+param retentionSchedule string = '0 0 * * * *'
+
 @description('Compliance policy file inside the deployed package (relative to the app root). Empty: POLICY_JSON or the default policy.')
 param policyPath string = ''
 
@@ -339,6 +348,10 @@ module functionApp './modules/functionApp.bicep' = {
       { name: 'REPUSH_MAX_ATTEMPTS', value: string(repushMaxAttempts) }
       { name: 'REPUSH_DRY_RUN', value: string(repushDryRun) }
       { name: 'REPUSH_LEASE', value: repushLease }
+      // Retention timer.
+      { name: 'HISTORY_RETENTION', value: historyRetention }
+      { name: 'DEAD_LETTER_RETENTION', value: deadLetterRetention }
+      { name: 'RETENTION_SCHEDULE', value: retentionSchedule }
     ]
   }
   // The host starts as soon as the site exists: give it its storage roles first.

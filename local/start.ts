@@ -11,6 +11,7 @@ import { redact } from "../shared/redact";
 import { getStore } from "../shared/reports/getStore";
 import { repushCounters } from "../shared/repush";
 import { closeRuntime } from "../shared/runtime";
+import { forgetTwins } from "../shared/store/forgetTwins";
 
 // `npm start`: IoT Hub emulator + simulated fleet + local functions host (all registered
 // functions) + PGlite, a demo rollout of desired properties, and a live progress line.
@@ -194,20 +195,7 @@ async function stateByDevice(apiUrl: string): Promise<Map<string, string>> {
 
 /** The demo's devices are `sim-*`; the emulator starts empty each run, so their old rows would only mislead. */
 async function forgetPreviousRun(prefix: string): Promise<number> {
-  const db = await getStore();
-  const { rows } = await db.query<{ table_name: string }>(
-    "SELECT DISTINCT table_name FROM information_schema.columns WHERE column_name = 'device_id' AND table_schema = current_schema()",
-  );
-  let deleted = 0;
-  for (const { table_name } of rows) {
-    if (!/^[a-z_][a-z0-9_]*$/.test(table_name)) continue;
-    const result = await db.query<{ n: number }>(
-      `WITH gone AS (DELETE FROM ${table_name} WHERE starts_with(device_id, $1) RETURNING 1) SELECT count(*)::int AS n FROM gone`,
-      [prefix],
-    );
-    if (table_name === "devices") deleted = Number(result.rows[0]?.n ?? 0);
-  }
-  return deleted;
+  return forgetTwins(await getStore(), prefix);
 }
 
 async function main(): Promise<void> {

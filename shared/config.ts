@@ -137,6 +137,15 @@ function ncrontab(raw: string): string {
   return raw;
 }
 
+/** A duration within [minMs, maxMs]; the bounds are named in the problem as written (`minText`, `maxText`). */
+function durationWithin(minMs: number, minText: string, maxMs: number, maxText: string) {
+  return (raw: string): number => {
+    const ms = parseDuration(raw);
+    if (ms < minMs || ms > maxMs) throw new SettingProblem(`must be a duration from ${minText} to ${maxText} (e.g. 90d, P90D)`);
+    return ms;
+  };
+}
+
 function uuid(raw: string): string {
   if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(raw)) throw new SettingProblem("must be a client ID (a GUID)");
   return raw;
@@ -166,6 +175,10 @@ export const settingsSchema = z.object({
   REPUSH_MAX_ATTEMPTS: setting({ description: "Re-pushes before a property is escalated (default 5)" }, integer(1, 1000)),
   REPUSH_DRY_RUN: setting({ description: "Decide re-pushes but never write twins (default false)" }, boolean),
   REPUSH_LEASE: setting({ description: "How long a timer run holds its claim on a device (default 5m)" }, positiveDuration),
+  // Retention timer (pruneRetention): what the store keeps only for a while, pruned in chunks.
+  HISTORY_RETENTION: setting({ description: "Property history kept for this long (default 90d)" }, durationWithin(86_400_000, "1d", 3650 * 86_400_000, "3650d")),
+  DEAD_LETTER_RETENTION: setting({ description: "Dead letters kept for this long (default 30d)" }, durationWithin(86_400_000, "1d", 3650 * 86_400_000, "3650d")),
+  RETENTION_SCHEDULE: setting({ description: "NCRONTAB schedule of the retention timer (default hourly)" }, ncrontab),
   AZURE_CLIENT_ID: setting({ description: "Client ID of the user-assigned managed identity (DefaultAzureCredential)" }, uuid),
 });
 
@@ -203,6 +216,12 @@ export interface RepushConfig {
   leaseMs: number;
 }
 
+export interface RetentionConfig {
+  schedule: string;
+  historyMs: number;
+  deadLetterMs: number;
+}
+
 export interface Config {
   store: StoreConfig;
   hub: HubConfig;
@@ -210,6 +229,7 @@ export interface Config {
   policy: PolicySource;
   twinEvents: { hubName: string; consumerGroup: string };
   repush: RepushConfig;
+  retention: RetentionConfig;
   azureClientId: string | undefined;
 }
 
@@ -301,6 +321,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxAttempts: orDefault(s.REPUSH_MAX_ATTEMPTS, 5),
       dryRun: orDefault(s.REPUSH_DRY_RUN, false),
       leaseMs: orDefault(s.REPUSH_LEASE, 300_000),
+    },
+    retention: {
+      schedule: orDefault(s.RETENTION_SCHEDULE, "0 0 * * * *"),
+      historyMs: orDefault(s.HISTORY_RETENTION, 90 * 86_400_000),
+      deadLetterMs: orDefault(s.DEAD_LETTER_RETENTION, 30 * 86_400_000),
     },
     azureClientId: s.AZURE_CLIENT_ID,
   };

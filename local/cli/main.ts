@@ -8,8 +8,11 @@ import { openStore } from "../../shared/store/openStore";
 import type { StoreConfig } from "../../shared/config";
 import { redact } from "../../shared/redact";
 import { formatReplayReport, replayFile } from "./replay";
+import { loadConfig } from "../../shared/config";
+import { repairReportCounters } from "../../shared/store/reportCounters";
+import { formatRepair } from "./formatRepair";
 
-const USAGE = "usage: twin-reconciler replay FILE.jsonl [--policy FILE] [--db DIR|URL] [--now ISO] [--json]";
+const USAGE = "usage: twin-reconciler replay FILE.jsonl [--policy FILE] [--db DIR|URL] [--now ISO] [--json] | twin-reconciler repair-counters [--db DIR|URL]";
 
 /** A problem with the arguments: printed as one line, exit code 2. */
 class UsageError extends Error {}
@@ -20,6 +23,12 @@ export async function main(argv: readonly string[], out: (text: string) => void 
   try {
     const { positionals, values } = parseArgsOrThrow(argv);
     const [command, file, ...extra] = positionals;
+    if (command === "repair-counters") {
+      if (file !== undefined) throw new UsageError(`unexpected argument "${file}"; ${USAGE}`);
+      db = await (values.db === undefined ? openStore(loadConfig()) : openDatabase(values.db));
+      out(formatRepair(await repairReportCounters(db)));
+      return 0;
+    }
     if (command !== "replay") throw new UsageError(command ? `unknown command "${command}"; ${USAGE}` : USAGE);
     if (!file) throw new UsageError(`replay needs a FILE.jsonl; ${USAGE}`);
     if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"; ${USAGE}`);

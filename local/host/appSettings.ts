@@ -19,6 +19,7 @@ export const defaultAppSettings: Readonly<Record<string, string>> = {
   TWIN_EVENTS_CONSUMER_GROUP: "$Default",
   TwinEvents__fullyQualifiedNamespace: "localhost",
   REPUSH_SCHEDULE: "0 * * * * *",
+  RETENTION_SCHEDULE: "0 0 * * * *",
 };
 
 export interface LocalSettings {

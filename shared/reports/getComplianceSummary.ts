@@ -1,5 +1,5 @@
 import { z } from "zod";
-import type { Database, Queryable } from "../store/Database";
+import type { Queryable } from "../store/Database";
 import {
   complianceStates,
   effectiveDeviceStateSql,
@@ -8,7 +8,7 @@ import {
   type ComplianceState,
   type StateCounts,
 } from "./complianceStates";
-import { maxSinceSeconds, type ReportFilters } from "./reportQuery";
+import type { ReportFilters } from "./reportQuery";
 import { deviceFilterSql, recordFilterSql, SqlParams, tagFilterSql, whereSql } from "./reportSql";
 
 export interface ComplianceSummary {
@@ -94,24 +94,21 @@ const counterRow = z.object({
   path: z.string(),
   state: z.enum(complianceStates),
   n: z.coerce.number(),
-  rows: z.coerce.number(),
 });
-
-/** Fold the deltas into one row per key once there are this many. */
-const compactAfterRows = 2000;
 
 /**
  * Stored-state counts from report_state_deltas, and — in the same snapshot — the pending records and
- * the devices whose stale_at has passed, which move to 'stale'.
+ * the devices whose stale_at has passed, which move to 'stale'. Reads only: the retention timer folds
+ * the deltas (compactReportCounters).
  */
 async function readCounters(db: Queryable, now: Date): Promise<{ byState: StateCounts; byPath: PathCount[] }> {
   const { rows } = await db.query(
-    `SELECT 'count' AS src, kind, path, state, sum(n) AS n, count(*) AS rows FROM report_state_deltas GROUP BY kind, path, state
+    `SELECT 'count' AS src, kind, path, state, sum(n) AS n FROM report_state_deltas GROUP BY kind, path, state
      UNION ALL
-     SELECT 'overdue', 'record', path, 'pending', count(*), 0 FROM property_records
+     SELECT 'overdue', 'record', path, 'pending', count(*) FROM property_records
       WHERE state = 'pending' AND stale_at <= $1::timestamptz GROUP BY path
      UNION ALL
-     SELECT 'overdue', 'device', '', state, count(*), 0 FROM devices
+     SELECT 'overdue', 'device', '', state, count(*) FROM devices
       WHERE stale_at IS NOT NULL AND state IN ('compliant', 'pending', 'drifted') AND stale_at <= $1::timestamptz GROUP BY state`,
     [now.toISOString()],
   );
@@ -123,44 +120,14 @@ async function readCounters(db: Queryable, now: Date): Promise<{ byState: StateC
     entry.n += n;
     byKey.set(key, entry);
   };
-  let deltaRows = 0;
   for (const row of z.array(counterRow).parse(rows)) {
-    deltaRows += row.rows;
     const moves: [ComplianceState, number][] = row.src === "count" ? [[row.state, row.n]] : [[row.state, -row.n], ["stale", row.n]];
     for (const [state, n] of moves) {
       if (row.kind === "device") byState[state] += n;
       else add(row.path, state, n);
     }
   }
-  if (deltaRows > compactAfterRows) await compactReportCounters(db, now);
   return { byState, byPath: [...byKey.values()].filter((c) => c.n !== 0) };
-}
-
-/**
- * Folds report_state_deltas into one row per (kind, path, state). One statement: rows a concurrent
- * compaction already folded are skipped (deleted under us), rows written meanwhile stay for next time.
- */
-export async function compactReportCounters(db: Queryable, now = new Date()): Promise<void> {
-  await db.query("DELETE FROM report_compliance_times WHERE at < $1::timestamptz", [new Date(now.getTime() - maxSinceSeconds * 1000).toISOString()]);
-  await db.query(
-    `WITH folded AS (DELETE FROM report_state_deltas RETURNING kind, path, state, n)
-     INSERT INTO report_state_deltas (kind, path, state, n)
-     SELECT kind, path, state, sum(n) FROM folded GROUP BY kind, path, state HAVING sum(n) <> 0`,
-  );
-}
-
-/** Rebuilds the counters from the tables (after writes made with triggers disabled, e.g. a bulk load). */
-export async function rebuildReportCounters(db: Database): Promise<void> {
-  await db.transaction(async (tx) => {
-    await tx.query("LOCK TABLE property_records, devices IN SHARE MODE");
-    await tx.query("DELETE FROM report_state_deltas");
-    await tx.query(
-      `INSERT INTO report_state_deltas (kind, path, state, n)
-       SELECT 'record', path, state, count(*) FROM property_records GROUP BY path, state
-       UNION ALL
-       SELECT 'device', '', state, count(*) FROM devices GROUP BY state`,
-    );
-  });
 }
 
 async function countRecords(db: Queryable, filters: ReportFilters, now: Date): Promise<PathCount[]> {

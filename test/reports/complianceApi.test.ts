@@ -1,4 +1,5 @@
-import { compactReportCounters, getComplianceSummary } from "../../shared/reports/getComplianceSummary";
+import { getComplianceSummary } from "../../shared/reports/getComplianceSummary";
+import { compactReportCounters } from "../../shared/store/reportCounters";
 import { useStore } from "../../shared/reports/getStore";
 import { streamDevicesCsv } from "../../shared/reports/streamDevicesCsv";
 import type { Database } from "../../shared/store/Database";

@@ -29,6 +29,7 @@ describe("loadConfig", () => {
         dryRun: false,
         leaseMs: 300_000,
       },
+      retention: { schedule: "0 0 * * * *", historyMs: 90 * 86_400_000, deadLetterMs: 30 * 86_400_000 },
       azureClientId: undefined,
     };
     expect(loadConfig({})).toEqual(expected);
