@@ -102,14 +102,17 @@ const compactAfterRows = 2000;
 
 /**
  * Stored-state counts from report_state_deltas, and — in the same snapshot — the pending records and
- * the devices whose stale_at has passed, which move to 'stale'.
+ * the devices whose stale_at has passed, which move to 'stale'. Overdue records are counted by
+ * path_key (index-only: 004_integrity.sql keeps paths out of indexes), then one record per key names the path.
  */
 async function readCounters(db: Queryable, now: Date): Promise<{ byState: StateCounts; byPath: PathCount[] }> {
   const { rows } = await db.query(
     `SELECT 'count' AS src, kind, path, state, sum(n) AS n, count(*) AS rows FROM report_state_deltas GROUP BY kind, path, state
      UNION ALL
-     SELECT 'overdue', 'record', path, 'pending', count(*), 0 FROM property_records
-      WHERE state = 'pending' AND stale_at <= $1::timestamptz GROUP BY path
+     SELECT 'overdue', 'record', (SELECT r.path FROM property_records r WHERE r.state = 'pending' AND r.path_key = o.path_key LIMIT 1),
+            'pending', o.n, 0
+       FROM (SELECT path_key, count(*) AS n FROM property_records
+              WHERE state = 'pending' AND stale_at <= $1::timestamptz GROUP BY path_key) o
      UNION ALL
      SELECT 'overdue', 'device', '', state, count(*), 0 FROM devices
       WHERE stale_at IS NOT NULL AND state IN ('compliant', 'pending', 'drifted') AND stale_at <= $1::timestamptz GROUP BY state`,
@@ -184,7 +187,7 @@ async function timeToCompliancePercentiles(db: Queryable, filters: ReportFilters
   const nowSql = params.add(now.toISOString(), "::timestamptz");
   const fromSql = params.add(new Date(now.getTime() - sinceSeconds * 1000).toISOString(), "::timestamptz");
   const where = [`t.at > ${fromSql}`, `t.at <= ${nowSql}`];
-  if (filters.property !== undefined) where.push(`t.path = ${params.add(filters.property)}`);
+  if (filters.property !== undefined) where.push(`t.path_key = md5(${params.add(filters.property)})`);
   const join =
     filters.tags.length > 0
       ? `JOIN devices d ON d.device_id = t.device_id AND d.module_id = t.module_id AND ${filters.tags.map((tag) => tagFilterSql("d", tag, params)).join(" AND ")}`
