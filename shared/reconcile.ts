@@ -130,7 +130,7 @@ export async function reconcileDecoded(decoded: DecodedBatch, deps: ReconcileDep
       hubTwins.set(id, { twin, storedVersion, knownVersion: Math.max(storedVersion ?? 0, ...group.changes.map((e) => e.version)) });
     } catch (error) {
       result.resyncFailures++;
-      deps.log?.(`resync of ${twinKeyString(group.key)} failed: ${(error as Error).name}; flagged resyncNeeded`);
+      deps.log?.(`resync of ${label(group.key)} failed: ${(error as Error).name}; flagged resyncNeeded`);
     }
   }
   // A device's delete takes its module twins with it: lock them too.
@@ -206,7 +206,7 @@ async function commit(tx: Queryable, plan: Plan, deps: ReconcileDeps, mode: "bat
     try {
       outcomes.push(reconcileTwin(group, stored.get(id), marks.get(id), plan.hubTwins.get(id), deps.policy));
     } catch (error) {
-      deadLetters.push(...deadLettersOf(group, `could not reconcile ${twinKeyString(group.key)}: ${errorText(error)}`, plan.raw));
+      deadLetters.push(...deadLettersOf(group, `could not reconcile ${label(group.key)}: ${errorText(error)}`, plan.raw));
     }
   }
   if (mode === "batch") {
@@ -219,7 +219,7 @@ async function commit(tx: Queryable, plan: Plan, deps: ReconcileDeps, mode: "bat
   for (const outcome of outcomes) {
     const refused = await underSavepoint(tx, () => executeOps(tx, plan.at, outcome.ops, outcome.mark));
     if (!refused) kept.push(outcome);
-    else deadLetters.push(...deadLettersOf(outcome.group, `the store refused ${twinKeyString(outcome.group.key)}: ${errorText(refused.failed)}`, plan.raw));
+    else deadLetters.push(...deadLettersOf(outcome.group, `the store refused ${label(outcome.group.key)}: ${errorText(refused.failed)}`, plan.raw));
   }
   const refused = await underSavepoint(tx, () => writeDeadLetters(tx, plan.at, deadLetters));
   if (refused) await writeMinimalDeadLetters(tx, plan.at, deadLetters, errorText(refused.failed));
@@ -564,6 +564,14 @@ function rawEventAt(raw: RawBatch | undefined, event: TwinChangeEvent | Lifecycl
 }
 
 function errorText(error: unknown): string {
-  const text = error instanceof Error ? `${error.name === "Error" ? "" : `${error.name}: `}${error.message}` : String(error);
+  const code = typeof error === "object" && error !== null ? (error as { code?: unknown }).code : undefined;
+  const name = error instanceof Error && error.name !== "Error" && error.name !== "error" ? `${error.name}: ` : "";
+  const text = error instanceof Error ? `${name}${error.message}${typeof code === "string" ? ` (SQLSTATE ${code})` : ""}` : String(error);
   return text.length <= 500 ? text : `${text.slice(0, 500)}…`;
+}
+
+/** A twin's name for a reason: a hostile id is itself the poison, so only its start is kept. */
+function label(key: TwinKey): string {
+  const text = twinKeyString(key);
+  return text.length <= 160 ? text : `${text.slice(0, 160)}… (${text.length} characters)`;
 }
