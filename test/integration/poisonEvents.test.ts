@@ -7,6 +7,7 @@
 import { randomBytes } from "node:crypto";
 import { toTriggerInput, type ReceivedEvent } from "../../shared/events/ReceivedEvent";
 import { parsePolicy } from "../../shared/policy/Policy";
+import { getComplianceSummary } from "../../shared/reports/getComplianceSummary";
 import { reconcileTwinChanges } from "../../shared/reconcile";
 import type { Database } from "../../shared/store/Database";
 import type { JsonObject } from "../../shared/twin/json";
@@ -17,7 +18,7 @@ const policy = parsePolicy({ staleAfter: "10m" });
 const LATER = "2026-01-01T00:05:00.000Z";
 /** Made up at run time: random text does not compress, so an index cannot squeeze it under its limit. */
 const longId = (): string => randomBytes(5120).toString("hex");
-const longKey = (letter: string): string => letter.repeat(1000);
+const [keyA, keyB, keyC] = [0, 1, 2].map(() => randomBytes(500).toString("hex"));
 
 interface PoisonCase {
   name: string;
@@ -69,8 +70,8 @@ const intervalMetadata = (body: { properties: { desired: { $metadata: JsonObject
 const cases: PoisonCase[] = [
   {
     name: "a desired path longer than an index row (three nested 1,000-character keys)",
-    events: desiredEvent(() => undefined, { [longKey("a")]: { [longKey("b")]: { [longKey("c")]: 1 } } }),
-    expect: { reconciled: `${longKey("a")}.${longKey("b")}.${longKey("c")}` },
+    events: desiredEvent(() => undefined, { [keyA as string]: { [keyB as string]: { [keyC as string]: 1 } } }),
+    expect: { reconciled: `${keyA}.${keyB}.${keyC}` },
   },
   { name: "a 10 KB iothub-connection-device-id", events: withIds(longId(), undefined, "system"), expect: "deadLettered" },
   { name: "a 10 KB iothub-connection-module-id", events: withIds("poison", longId(), "system"), expect: "deadLettered" },
@@ -161,5 +162,20 @@ describe.each(testDatabases)("poison events on $name", ({ open }) => {
       expect(result.deadLettered).toBe(0);
       expect(stored).toContainEqual({ device_id: "poison", path: expected.reconciled, state: "pending" });
     }
+  });
+
+  test("reports a record at a long path like any other: summary counters and the property filter", async () => {
+    const longPath = cases[0]?.expect as { reconciled: string };
+    const { events } = batch((cases[0] as PoisonCase).events());
+    const { messages, triggerMetadata } = toTriggerInput(events);
+    await reconcileTwinChanges(messages, triggerMetadata, { db, policy, clock: () => new Date(LATER) });
+    const now = new Date(LATER);
+    const all = await getComplianceSummary(db, { tags: [] }, { now });
+    expect(all.byProperty.find((p) => p.path === longPath.reconciled)).toMatchObject({ total: 1, byState: { pending: 1 } });
+    const one = await getComplianceSummary(db, { tags: [], property: longPath.reconciled }, { now });
+    expect(one).toMatchObject({ devices: 1, properties: 1 });
+    // Past staleAfter, the overdue count (by path_key) moves it to stale under its path.
+    const overdue = await getComplianceSummary(db, { tags: [] }, { now: new Date(now.getTime() + 3_600_000) });
+    expect(overdue.byProperty.find((p) => p.path === longPath.reconciled)).toMatchObject({ total: 1, byState: { pending: 0, stale: 1 } });
   });
 });
