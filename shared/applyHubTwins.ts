@@ -27,6 +27,14 @@ export interface ApplyHubTwinsOptions {
    * query, up to 30 minutes behind): a lower version is merely old and is skipped.
    */
   consistency: "strong" | "eventual";
+  /**
+   * The stored version of each twin (by `keyString`; absent: none stored) as the caller saw it
+   * before its hub read. A strong read lower than the stored version means "created again" only if
+   * the stored version is still the one seen before the read; otherwise a concurrent writer (a
+   * re-push storing the twin its patch produced) got there after the read, and the read is merely
+   * older. Without it, every strong read lower than stored is taken as a re-created device.
+   */
+  storedBeforeRead?: ReadonlyMap<string, number | undefined>;
 }
 
 export interface ApplyHubTwinsResult {
@@ -34,7 +42,7 @@ export interface ApplyHubTwinsResult {
   applied: number;
   /** Twins whose stored copy already had this version (and no resync pending): nothing written. */
   unchanged: number;
-  /** Twins older than the stored copy (eventual reads only): nothing written. */
+  /** Twins older than the stored copy (eventual reads, or strong reads a concurrent writer overtook): nothing written. */
   older: number;
   /** Twins found re-created (strong reads only): the old twin's records removed, the new one stored. */
   recreated: number;
@@ -66,7 +74,8 @@ export async function applyHubTwins(deps: ApplyHubTwinsDeps, twins: readonly Twi
     const write: BatchWrite = { at, twins: [], records: [], removed: [], history: [], devices: [], deadLetters: [] };
     for (const [id, twin] of latest) {
       let state = stored.get(id);
-      const verdict = judgeHubTwin(twin, state && { version: state.twin.version, resyncNeeded: state.resyncNeeded }, options.consistency);
+      const overtaken = options.storedBeforeRead !== undefined && options.storedBeforeRead.get(id) !== state?.twin.version;
+      const verdict = judgeHubTwin(twin, state && { version: state.twin.version, resyncNeeded: state.resyncNeeded }, overtaken ? "eventual" : options.consistency);
       if (verdict === "older") {
         result.older++;
         continue;
