@@ -91,7 +91,8 @@ async function countDevices(db: Queryable, filters: ReportFilters, now: Date): P
 const counterRow = z.object({
   src: z.enum(["count", "overdue"]),
   kind: z.enum(["record", "device"]),
-  path: z.string(),
+  path: z.string().nullable(),
+  path_key: z.string(),
   state: z.enum(complianceStates),
   n: z.coerce.number(),
   rows: z.coerce.number(),
@@ -103,21 +104,31 @@ const compactAfterRows = 2000;
 /**
  * Stored-state counts from report_state_deltas, and — in the same snapshot — the pending records and
  * the devices whose stale_at has passed, which move to 'stale'. Overdue records are counted by
- * path_key (index-only: 004_integrity.sql keeps paths out of indexes), then one record per key names the path.
+ * path_key (index-only: 004_integrity.sql keeps paths out of indexes) and named by the counters'
+ * rows of the same key: a path with pending records has a pending count.
  */
 async function readCounters(db: Queryable, now: Date): Promise<{ byState: StateCounts; byPath: PathCount[] }> {
   const { rows } = await db.query(
-    `SELECT 'count' AS src, kind, path, state, sum(n) AS n, count(*) AS rows FROM report_state_deltas GROUP BY kind, path, state
+    `SELECT 'count' AS src, kind, path, md5(path) AS path_key, state, sum(n) AS n, count(*) AS rows FROM report_state_deltas GROUP BY kind, path, state
      UNION ALL
-     SELECT 'overdue', 'record', (SELECT r.path FROM property_records r WHERE r.state = 'pending' AND r.path_key = o.path_key LIMIT 1),
-            'pending', o.n, 0
-       FROM (SELECT path_key, count(*) AS n FROM property_records
-              WHERE state = 'pending' AND stale_at <= $1::timestamptz GROUP BY path_key) o
+     SELECT 'overdue', 'record', NULL, path_key, 'pending', count(*), 0 FROM property_records
+      WHERE state = 'pending' AND stale_at <= $1::timestamptz GROUP BY path_key
      UNION ALL
-     SELECT 'overdue', 'device', '', state, count(*), 0 FROM devices
+     SELECT 'overdue', 'device', '', '', state, count(*), 0 FROM devices
       WHERE stale_at IS NOT NULL AND state IN ('compliant', 'pending', 'drifted') AND stale_at <= $1::timestamptz GROUP BY state`,
     [now.toISOString()],
   );
+  const parsed = z.array(counterRow).parse(rows);
+  const pathOf = new Map(parsed.filter((r) => r.src === "count" && r.kind === "record").map((r) => [r.path_key, r.path as string]));
+  const missing = parsed.filter((r) => r.kind === "record" && r.path === null && !pathOf.has(r.path_key)).map((r) => r.path_key);
+  if (missing.length > 0) {
+    // Only if the counters lost a path (they are repaired elsewhere): name it from a record.
+    const named = await db.query(
+      "SELECT DISTINCT ON (path_key) path_key, path FROM property_records WHERE path_key IN (SELECT jsonb_array_elements_text($1::jsonb))",
+      [JSON.stringify(missing)],
+    );
+    for (const row of z.array(z.object({ path_key: z.string(), path: z.string() })).parse(named.rows)) pathOf.set(row.path_key, row.path);
+  }
   const byState = emptyStateCounts();
   const byKey = new Map<string, PathCount>();
   const add = (path: string, state: ComplianceState, n: number) => {
@@ -127,12 +138,12 @@ async function readCounters(db: Queryable, now: Date): Promise<{ byState: StateC
     byKey.set(key, entry);
   };
   let deltaRows = 0;
-  for (const row of z.array(counterRow).parse(rows)) {
+  for (const row of parsed) {
     deltaRows += row.rows;
     const moves: [ComplianceState, number][] = row.src === "count" ? [[row.state, row.n]] : [[row.state, -row.n], ["stale", row.n]];
     for (const [state, n] of moves) {
       if (row.kind === "device") byState[state] += n;
-      else add(row.path, state, n);
+      else add(row.path ?? (pathOf.get(row.path_key) as string), state, n);
     }
   }
   if (deltaRows > compactAfterRows) await compactReportCounters(db, now);
