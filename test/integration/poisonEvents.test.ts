@@ -178,4 +178,46 @@ describe.each(testDatabases)("poison events on $name", ({ open }) => {
     const overdue = await getComplianceSummary(db, { tags: [] }, { now: new Date(now.getTime() + 3_600_000) });
     expect(overdue.byProperty.find((p) => p.path === longPath.reconciled)).toMatchObject({ total: 1, byState: { pending: 0, stale: 1 } });
   });
+
+  /** The store, failing the first statement that writes records with `error`. */
+  const failingOnce = (error: Error): Database => {
+    let armed = true;
+    return {
+      kind: db.kind,
+      query: (sql, params) => db.query(sql, params),
+      close: () => db.close(),
+      transaction: (work) =>
+        db.transaction((tx) =>
+          work({
+            query: (sql, params) => {
+              if (armed && sql.includes("INSERT INTO property_records")) {
+                armed = false;
+                return Promise.reject(error);
+              }
+              return tx.query(sql, params);
+            },
+          }),
+        ),
+    };
+  };
+  const sqlError = (message: string, code: string) => Object.assign(new Error(message), { code });
+
+  test.each([
+    ["a lost connection (08006)", sqlError("connection failure", "08006")],
+    ["an administrator shutdown (57P01)", sqlError("terminating connection due to administrator command", "57P01")],
+    ["a serialization failure (40001)", sqlError("could not serialize access", "40001")],
+    ["an error that is not SQL", new Error("socket hang up")],
+  ])("still throws on %s, so the batch is delivered again", async (_name, error) => {
+    const { messages, triggerMetadata } = toTriggerInput(goodEvents());
+    await expect(reconcileTwinChanges(messages, triggerMetadata, { db: failingOnce(error), policy, clock: () => new Date(LATER) })).rejects.toThrow(error.message);
+    expect(await records()).toEqual([]);
+  });
+
+  test("writes the batch twin by twin after a data error and keeps every twin the store accepts", async () => {
+    const { messages, triggerMetadata } = toTriggerInput(goodEvents());
+    const result = await reconcileTwinChanges(messages, triggerMetadata, { db: failingOnce(sqlError("value too long", "22001")), policy, clock: () => new Date(LATER) });
+    expect(result.deadLettered).toBe(0);
+    const stored = await records();
+    for (const [deviceId, path, state] of GOOD) expect(stored).toContainEqual({ device_id: deviceId, path, state });
+  });
 });

@@ -215,4 +215,31 @@ describe.each(testDatabases)("device lifecycle on $name", ({ open }) => {
     const twin = await db.query<{ version: string; resync_needed: boolean }>("SELECT version::text, resync_needed FROM twins WHERE device_id = 'life-6'");
     expect(twin.rows).toEqual([{ version: String(fresh.version), resync_needed: false }]);
   });
+
+  test("gives the same result when the batch is written twin by twin because the store refused another twin", async () => {
+    const build = (deviceId: string) => {
+      const ref = { now: Date.parse("2026-01-01T00:00:00Z") };
+      const { events } = oldDevice(deviceId, ref);
+      ref.now += 60_000;
+      const fresh = newDevice(deviceId, ref);
+      const poison = new FixtureTwin(`${deviceId}-poison`, ref).setDesired({ interval: 30 });
+      ((poison.body as { properties: { desired: { $metadata: { interval: Record<string, unknown> } } } }).properties.desired.$metadata.interval).$lastUpdatedVersion = 1e20;
+      const items: Item[] = [
+        ...events,
+        { lifecycle: "deleteDeviceIdentity", deviceId, at: at(ref) },
+        poison,
+        { lifecycle: "createDeviceIdentity", deviceId, twin: { ...fresh.get(), moduleId: null }, at: at(ref) },
+        fresh.tick(1000).setDesired({ mode: "new" }),
+      ];
+      return { items, clean: items.filter((item) => item !== poison) };
+    };
+    const isolated = build("life-7");
+    const result = await deliver(db, isolated.items, 0);
+    expect(result).toMatchObject({ deleted: 1, created: 1, deadLettered: 1 });
+    const clean = build("life-8");
+    await deliver(db, clean.clean, 0);
+    expect(await history("life-7")).toEqual(await history("life-8"));
+    expect(await records("life-7")).toEqual(await records("life-8"));
+    expect(await records("life-7")).toEqual([{ module_id: "", path: "mode", state: "pending", desired: "new" }]);
+  });
 });
