@@ -401,9 +401,10 @@ function reconcileTwin(group: TwinGroup, loaded: StoredTwinState | undefined, lo
     segment.lastTime = time;
   };
 
-  if (hub && judgeHubTwin(hub.twin, { version: hub.knownVersion, resyncNeeded: false }, "strong") === "recreated") {
+  const hasLifecycle = group.steps.some((step) => step.kind === "lifecycle");
+  if (hub && !hasLifecycle && judgeHubTwin(hub.twin, { version: hub.knownVersion, resyncNeeded: false }, "strong") === "recreated") {
     // The hub's twin is newer than every event of the batch that belongs to it, so the events
-    // it is lower than belong to the deleted twin.
+    // it is lower than belong to the deleted twin. (With lifecycle events, they say what happened.)
     const first = group.steps[0] as Step;
     remove(first.event.index, first.event.enqueuedTime, RECREATED_DETAIL);
     outcome.counts.recreated++;
