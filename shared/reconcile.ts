@@ -39,7 +39,7 @@ export interface ReconcileDeps {
   log?: (message: string) => void;
   /** Test seams for deterministic interleavings. */
   hooks?: {
-    /** Called after the hub reads, before the transaction that locks, reads and writes the batch's twins. */
+    /** Called after decoding, before the transaction that locks, reads and writes the batch's twins. */
     beforeWrite?: () => Promise<void>;
   };
 }
@@ -69,15 +69,16 @@ export interface ReconcileResult {
  * so the trigger's retry policy re-delivers the batch; nothing about one event or one twin can
  * fail the batch — it is written as a dead letter and the rest commits.
  *
- * One writer per twin (ARCHITECTURE: convergence; shared/store/lockTwins.ts):
- * 1. Outside any transaction: decode, group by twin, read the stored twins without a lock only to
- *    see which ones need the hub (unseen, a version gap, flagged resyncNeeded), and read those from
- *    the rate-limited hub. No decision is taken from this read.
- * 2. One transaction: lock every twin of the batch, read their stored state again under the lock,
- *    apply the events in order with the twins read in step 1 (pure CPU, no hub call while locked;
- *    a gap step 1 did not foresee is flagged resyncNeeded for the resync queue), evaluate, write.
- *    A concurrent re-push, resync or sync has either written before our lock — we build on its
- *    result — or waits for our commit.
+ * One writer per twin (ARCHITECTURE: convergence; shared/store/lockTwins.ts): one transaction
+ * locks every twin of the batch, reads their stored state under the lock, applies the events in
+ * order (pure CPU), evaluates and writes. A concurrent re-push, resync or sync has either written
+ * before our lock — we build on its result — or waits for our commit. No hub call is made while
+ * locked: when twins need the hub (unseen, a version gap, flagged resyncNeeded), the attempt rolls
+ * back, they are read from the rate-limited hub, and the transaction runs again with the reads
+ * (each twin is asked for at most once per batch; a read a concurrent writer overtook meanwhile is
+ * not used, and a gap left is flagged resyncNeeded for the resync queue). Optimistic rather than a
+ * read before the transaction: in-order events of known twins — nearly every batch — cost no extra
+ * round trip.
  *
  * Poison isolation: what one twin's events throw while applied or evaluated dead-letters that
  * twin's events in this batch. The batch is written set-based (a few statements whatever its
@@ -111,42 +112,31 @@ export async function reconcileDecoded(decoded: DecodedBatch, deps: ReconcileDep
   };
   const at = (deps.clock?.() ?? new Date()).toISOString();
   const groups = groupByTwin(decoded.events, decoded.lifecycle ?? []);
-  const refused: DeadLetter[] = [...decoded.deadLetters];
-
-  // 1. Outside the transaction: an unlocked read to find the twins that need the hub, then the hub.
-  const early = await loadUnlocked(deps.db, [...groups.values()].map((g) => g.key));
-  for (const [id, error] of early.unstorable) {
-    refused.push(...deadLettersOf(groups.get(id) as TwinGroup, `the store cannot hold this twin id: ${errorText(error)}`, raw));
-    groups.delete(id);
-  }
-  const hubTwins = new Map<string, HubRead>();
-  for (const [id, group] of groups) {
-    const stored = early.states.get(id);
-    if (!deps.registry || !wantsHub(group, stored, early.marks.get(id), deps.policy)) continue;
-    result.resyncs++;
-    try {
-      const twin = await deps.registry.getTwin(group.key);
-      const storedVersion = stored?.twin.version;
-      hubTwins.set(id, { twin, storedVersion, knownVersion: Math.max(storedVersion ?? 0, ...group.changes.map((e) => e.version)) });
-    } catch (error) {
-      result.resyncFailures++;
-      deps.log?.(`resync of ${label(group.key)} failed: ${(error as Error).name}; flagged resyncNeeded`);
-    }
-  }
   // A device's delete takes its module twins with it: lock them too.
   const deletedDevices = [...groups.values()].filter((g) => g.key.moduleId === null && g.steps.some(isDelete)).map((g) => g.key.deviceId);
   const lockKeys = [...[...groups.values()].map((g) => g.key), ...(await listModuleTwins(deps.db, deletedDevices))];
+  const plan: Plan = { groups, hubTwins: new Map(), asked: new Set(), lockKeys, refused: [...decoded.deadLetters], at, raw };
   await deps.hooks?.beforeWrite?.();
 
-  // 2. The transaction: set-based first; twin by twin when the store refuses some data.
-  const plan: Plan = { groups, hubTwins, lockKeys, refused, at, raw };
-  let committed: Committed;
-  try {
-    committed = await deps.db.transaction((tx) => commit(tx, plan, deps, "batch"));
-  } catch (error) {
-    if (!isDataError(error)) throw error;
-    deps.log?.(`the store refused part of the batch (${errorText(error)}): writing it twin by twin`);
-    committed = await deps.db.transaction((tx) => commit(tx, plan, deps, "isolated"));
+  let committed: Committed | undefined;
+  let mode: "batch" | "isolated" = "batch";
+  let probed = false;
+  while (!committed) {
+    try {
+      committed = await deps.db.transaction((tx) => commit(tx, plan, deps, mode));
+    } catch (error) {
+      if (error instanceof HubReadsNeeded) {
+        await readHub(deps, plan, error.reads, result);
+        continue;
+      }
+      if (!isDataError(error) || mode === "isolated") throw error;
+      if (!probed) {
+        probed = true;
+        if (await setAsideUnstorableIds(deps.db, plan)) continue;
+      }
+      deps.log?.(`the store refused part of the batch (${errorText(error)}): writing it twin by twin`);
+      mode = "isolated";
+    }
   }
 
   for (const { counts } of committed.outcomes) {
@@ -164,7 +154,10 @@ export async function reconcileDecoded(decoded: DecodedBatch, deps: ReconcileDep
 
 interface Plan {
   groups: Map<string, TwinGroup>;
+  /** Twins read from the hub between attempts, by `keyString`. */
   hubTwins: Map<string, HubRead>;
+  /** Twins the hub was asked for (read or failed): never asked twice in one batch. */
+  asked: Set<string>;
   lockKeys: TwinKey[];
   /** Dead letters known before the transaction: the decoder's and the unstorable ids'. */
   refused: DeadLetter[];
@@ -177,22 +170,71 @@ interface Committed {
   deadLetters: DeadLetter[];
 }
 
-/** A twin read from the hub in step 1. */
+/** A twin read from the hub between two attempts. */
 interface HubRead {
   twin: Twin;
-  /** The stored version seen before the read (undefined: none). */
+  /** The stored version the attempt before the read saw (undefined: none). */
   storedVersion: number | undefined;
   /** The highest version this id had before the read: stored, or in the batch. */
   knownVersion: number;
 }
 
-/** Step 1's question: would the hub's twin heal a gap or a resyncNeeded flag? (A twin that throws is left to step 2.) */
-function wantsHub(group: TwinGroup, stored: StoredTwinState | undefined, mark: LifecycleMark | undefined, policy: Policy): boolean {
-  try {
-    return reconcileTwin(group, stored, mark, undefined, policy).wantsHub;
-  } catch {
-    return false;
+interface HubReadRequest {
+  id: string;
+  key: TwinKey;
+  storedVersion: number | undefined;
+  knownVersion: number;
+}
+
+/** Thrown inside the transaction (rolling it back) when twins need a hub read: no hub call is made while locked. */
+class HubReadsNeeded extends Error {
+  constructor(readonly reads: HubReadRequest[]) {
+    super("hub reads needed");
   }
+}
+
+/** Reads the requested twins from the (rate-limited) hub, outside any transaction. */
+async function readHub(deps: ReconcileDeps, plan: Plan, reads: readonly HubReadRequest[], result: ReconcileResult): Promise<void> {
+  for (const { id, key, storedVersion, knownVersion } of reads) {
+    plan.asked.add(id);
+    result.resyncs++;
+    try {
+      const twin = await (deps.registry as TwinRegistry).getTwin(key);
+      plan.hubTwins.set(id, { twin, storedVersion, knownVersion });
+    } catch (error) {
+      result.resyncFailures++;
+      deps.log?.(`resync of ${label(key)} failed: ${(error as Error).name}; flagged resyncNeeded`);
+    }
+  }
+}
+
+/**
+ * After a data error: a twin id the store cannot even take as a query parameter (NUL, a lone
+ * surrogate) fails the lock and every read of the batch. Each id is tried alone (the lock and the
+ * reads take ids in the same form); the refused ones are set aside, their events dead letters.
+ * Returns whether any was.
+ */
+async function setAsideUnstorableIds(db: Queryable, plan: Plan): Promise<boolean> {
+  const keys = [...plan.groups.values()].map((g) => g.key);
+  try {
+    await loadLifecycleMarks(db, keys);
+    return false;
+  } catch (error) {
+    if (!isDataError(error)) throw error;
+  }
+  let found = false;
+  for (const [id, group] of plan.groups) {
+    try {
+      await loadLifecycleMarks(db, [group.key]);
+    } catch (error) {
+      if (!isDataError(error)) throw error;
+      plan.refused.push(...deadLettersOf(group, `the store cannot hold this twin id: ${errorText(error)}`, plan.raw));
+      plan.groups.delete(id);
+      plan.lockKeys = plan.lockKeys.filter((k) => keyString(k.deviceId, k.moduleId) !== id);
+      found = true;
+    }
+  }
+  return found;
 }
 
 async function commit(tx: Queryable, plan: Plan, deps: ReconcileDeps, mode: "batch" | "isolated"): Promise<Committed> {
@@ -202,13 +244,20 @@ async function commit(tx: Queryable, plan: Plan, deps: ReconcileDeps, mode: "bat
   const marks = await loadLifecycleMarks(tx, keys);
   const deadLetters = [...plan.refused];
   const outcomes: TwinOutcome[] = [];
+  const reads: HubReadRequest[] = [];
   for (const [id, group] of plan.groups) {
     try {
-      outcomes.push(reconcileTwin(group, stored.get(id), marks.get(id), plan.hubTwins.get(id), deps.policy));
+      const outcome = reconcileTwin(group, stored.get(id), marks.get(id), plan.hubTwins.get(id), deps.policy);
+      outcomes.push(outcome);
+      if (outcome.wantsHub && deps.registry && !plan.asked.has(id)) {
+        const storedVersion = stored.get(id)?.twin.version;
+        reads.push({ id, key: group.key, storedVersion, knownVersion: Math.max(storedVersion ?? 0, ...group.changes.map((e) => e.version)) });
+      }
     } catch (error) {
       deadLetters.push(...deadLettersOf(group, `could not reconcile ${label(group.key)}: ${errorText(error)}`, plan.raw));
     }
   }
+  if (reads.length > 0) throw new HubReadsNeeded(reads);
   if (mode === "batch") {
     await writeOutcomes(tx, plan.at, outcomes, deadLetters);
     return { outcomes, deadLetters };
@@ -345,7 +394,7 @@ interface TwinOutcome {
   ops: Op[];
   /** The last lifecycle event applied, when this batch applied one. */
   mark: LifecycleMark | undefined;
-  /** A gap or a resyncNeeded flag that a hub read would heal (step 1 asks; step 2 uses the read). */
+  /** A gap or a resyncNeeded flag that a hub read would heal (the attempt without a read asks for one). */
   wantsHub: boolean;
   counts: { applied: number; duplicates: number; transitions: number; created: number; deleted: number; recreated: number };
 }
@@ -507,33 +556,6 @@ function isAfter(event: TwinChangeEvent | LifecycleEvent, mark: LifecycleMark): 
     return event.sequenceNumber > mark.sequenceNumber;
   }
   return Date.parse(event.enqueuedTime) > Date.parse(mark.at);
-}
-
-/**
- * The unlocked read of step 1. A twin id the store cannot even take as a query parameter (NUL, a
- * lone surrogate) fails the batch's query; then each id is read alone, and the ones the store
- * refuses are set aside (their events become dead letters). The lock and the locked read take the
- * ids in the same form, so what passes here passes there.
- */
-async function loadUnlocked(db: Queryable, keys: readonly TwinKey[]) {
-  const unstorable = new Map<string, unknown>();
-  try {
-    return { states: await loadTwinStates(db, keys), marks: await loadLifecycleMarks(db, keys), unstorable };
-  } catch (error) {
-    if (!isDataError(error)) throw error;
-  }
-  const states = new Map<string, StoredTwinState>();
-  const marks = new Map<string, LifecycleMark>();
-  for (const key of keys) {
-    try {
-      for (const [id, state] of await loadTwinStates(db, [key])) states.set(id, state);
-      for (const [id, mark] of await loadLifecycleMarks(db, [key])) marks.set(id, mark);
-    } catch (error) {
-      if (!isDataError(error)) throw error;
-      unstorable.set(keyString(key.deviceId, key.moduleId), error);
-    }
-  }
-  return { states, marks, unstorable };
 }
 
 /** Dead letters for every event of `group` in this batch (not a device's delete it only shares). */
