@@ -114,7 +114,7 @@ export async function reconcileDecoded(decoded: DecodedBatch, deps: ReconcileDep
   const groups = groupByTwin(decoded.events, decoded.lifecycle ?? []);
   // A device's delete takes its module twins with it: lock them too.
   const deletedDevices = [...groups.values()].filter((g) => g.key.moduleId === null && g.steps.some(isDelete)).map((g) => g.key.deviceId);
-  const lockKeys = [...[...groups.values()].map((g) => g.key), ...(await listModuleTwins(deps.db, deletedDevices))];
+  const lockKeys = [...[...groups.values()].map((g) => g.key), ...(await modulesOf(deps.db, deletedDevices))];
   const plan: Plan = { groups, hubTwins: new Map(), asked: new Set(), lockKeys, refused: [...decoded.deadLetters], at, raw };
   await deps.hooks?.beforeWrite?.();
 
@@ -556,6 +556,24 @@ function isAfter(event: TwinChangeEvent | LifecycleEvent, mark: LifecycleMark): 
     return event.sequenceNumber > mark.sequenceNumber;
   }
   return Date.parse(event.enqueuedTime) > Date.parse(mark.at);
+}
+
+/** The stored module twins of `deviceIds`; an id the store cannot take (set aside later) has none. */
+async function modulesOf(db: Queryable, deviceIds: readonly string[]): Promise<TwinKey[]> {
+  try {
+    return await listModuleTwins(db, deviceIds);
+  } catch (error) {
+    if (!isDataError(error)) throw error;
+  }
+  const keys: TwinKey[] = [];
+  for (const deviceId of deviceIds) {
+    try {
+      keys.push(...(await listModuleTwins(db, [deviceId])));
+    } catch (error) {
+      if (!isDataError(error)) throw error;
+    }
+  }
+  return keys;
 }
 
 /** Dead letters for every event of `group` in this batch (not a device's delete it only shares). */

@@ -242,4 +242,13 @@ describe.each(testDatabases)("device lifecycle on $name", ({ open }) => {
     expect(await records("life-7")).toEqual(await records("life-8"));
     expect(await records("life-7")).toEqual([{ module_id: "", path: "mode", state: "pending", desired: "new" }]);
   });
+
+  test("dead-letters a lifecycle event whose id the store cannot hold, and commits the rest", async () => {
+    const ref = { now: Date.parse("2026-01-01T00:00:00Z") };
+    const good = new FixtureTwin("life-9", ref);
+    const result = await deliver(db, [{ lifecycle: "deleteDeviceIdentity", deviceId: "bad\u0000id", at: at(ref) }, good.replace(), good.tick(1000).setDesired({ a: 1 })], 0);
+    expect(result).toMatchObject({ deadLettered: 1, applied: 2, deleted: 0 });
+    expect(result.deadLetters[0]).toMatchObject({ index: 0, reason: expect.stringContaining("cannot hold this twin id") });
+    expect(await records("life-9")).toEqual([{ module_id: "", path: "a", state: "pending", desired: 1 }]);
+  });
 });
