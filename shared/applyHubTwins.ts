@@ -4,7 +4,7 @@ import type { PropertyRecord } from "./compliance/PropertyRecord";
 import { summarizeDevice } from "./compliance/summarizeDevice";
 import type { Policy } from "./policy/Policy";
 import { keyString, loadTwinStates, writeBatch, type BatchWrite, type StoredTwinState } from "./store/complianceStore";
-import type { Database, Queryable } from "./store/Database";
+import type { Database } from "./store/Database";
 import { lockTwins } from "./store/lockTwins";
 import { removeDeletedTwin } from "./store/repushStore";
 import { jsonEqual } from "./twin/json";
@@ -27,6 +27,14 @@ export interface ApplyHubTwinsOptions {
    * query, up to 30 minutes behind): a lower version is merely old and is skipped.
    */
   consistency: "strong" | "eventual";
+  /**
+   * The stored version of each twin (by `keyString`; absent: none stored) as the caller saw it
+   * before its hub read. A strong read lower than the stored version means "created again" only if
+   * the stored version is still the one seen before the read; otherwise a concurrent writer (a
+   * re-push storing the twin its patch produced) got there after the read, and the read is merely
+   * older. Without it, every strong read lower than stored is taken as a re-created device.
+   */
+  storedBeforeRead?: ReadonlyMap<string, number | undefined>;
 }
 
 export interface ApplyHubTwinsResult {
@@ -34,7 +42,7 @@ export interface ApplyHubTwinsResult {
   applied: number;
   /** Twins whose stored copy already had this version (and no resync pending): nothing written. */
   unchanged: number;
-  /** Twins older than the stored copy (eventual reads only): nothing written. */
+  /** Twins older than the stored copy (eventual reads, or strong reads a concurrent writer overtook): nothing written. */
   older: number;
   /** Twins found re-created (strong reads only): the old twin's records removed, the new one stored. */
   recreated: number;
@@ -66,17 +74,20 @@ export async function applyHubTwins(deps: ApplyHubTwinsDeps, twins: readonly Twi
     const write: BatchWrite = { at, twins: [], records: [], removed: [], history: [], devices: [], deadLetters: [] };
     for (const [id, twin] of latest) {
       let state = stored.get(id);
-      if (state && twin.version < state.twin.version) {
-        if (options.consistency === "eventual") {
-          result.older++;
-          continue;
-        }
-        await removeRecreated(tx, twin, at);
-        result.recreated++;
-        state = undefined;
-      } else if (state && twin.version === state.twin.version && !state.resyncNeeded) {
+      const overtaken = options.storedBeforeRead !== undefined && options.storedBeforeRead.get(id) !== state?.twin.version;
+      const verdict = judgeHubTwin(twin, state && { version: state.twin.version, resyncNeeded: state.resyncNeeded }, overtaken ? "eventual" : options.consistency);
+      if (verdict === "older") {
+        result.older++;
+        continue;
+      }
+      if (verdict === "unchanged") {
         result.unchanged++;
         continue;
+      }
+      if (verdict === "recreated") {
+        await removeDeletedTwin(tx, { deviceId: twin.deviceId, moduleId: twin.moduleId }, at, RECREATED_DETAIL);
+        result.recreated++;
+        state = undefined;
       }
       result.transitions += addHubTwin(write, twin, state, deps.policy, at, cause);
       result.applied++;
@@ -86,12 +97,24 @@ export async function applyHubTwins(deps: ApplyHubTwinsDeps, twins: readonly Twi
   return result;
 }
 
-/** The twin under this id is a new one: the old one's records go (history kept), as on a delete. */
-async function removeRecreated(tx: Queryable, twin: Twin, at: string): Promise<void> {
-  await removeDeletedTwin(tx, { deviceId: twin.deviceId, moduleId: twin.moduleId }, at, {
-    reason: "IoT Hub holds a lower twin version than the stored one: the device was deleted and created again",
-  });
+export type HubTwinVerdict = "apply" | "unchanged" | "older" | "recreated";
+
+/**
+ * What a complete twin read from IoT Hub means against `known`, the twin version the store held
+ * for that id before the read (undefined: none). The one rule for a device deleted and created
+ * again without a lifecycle event: a strong read (getTwin) lower than a version we already had is a
+ * new twin under the same id; an eventual read (query) lower than it is merely behind.
+ */
+export function judgeHubTwin(twin: Twin, known: { version: number; resyncNeeded: boolean } | undefined, consistency: ApplyHubTwinsOptions["consistency"]): HubTwinVerdict {
+  if (!known || twin.version > known.version) return "apply";
+  if (twin.version < known.version) return consistency === "eventual" ? "older" : "recreated";
+  return known.resyncNeeded ? "apply" : "unchanged";
 }
+
+/** The history detail of the old twin's records when the id turned out to hold a new twin. */
+export const RECREATED_DETAIL = {
+  reason: "IoT Hub holds a lower twin version than the stored one: the device was deleted and created again",
+} as const;
 
 /** Adds one hub twin's evaluation to `write`; returns the number of transitions. */
 function addHubTwin(write: BatchWrite, twin: Twin, state: StoredTwinState | undefined, policy: Policy, at: string, cause: TransitionCause): number {

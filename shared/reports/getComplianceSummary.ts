@@ -91,27 +91,41 @@ async function countDevices(db: Queryable, filters: ReportFilters, now: Date): P
 const counterRow = z.object({
   src: z.enum(["count", "overdue"]),
   kind: z.enum(["record", "device"]),
-  path: z.string(),
+  path: z.string().nullable(),
+  path_key: z.string(),
   state: z.enum(complianceStates),
   n: z.coerce.number(),
 });
 
 /**
  * Stored-state counts from report_state_deltas, and — in the same snapshot — the pending records and
- * the devices whose stale_at has passed, which move to 'stale'. Reads only: the retention timer folds
- * the deltas (compactReportCounters).
+ * the devices whose stale_at has passed, which move to 'stale'. Overdue records are counted by
+ * path_key (index-only: 004_integrity.sql keeps paths out of indexes) and named by the counters'
+ * rows of the same key: a path with pending records has a pending count. Reads only: the retention
+ * timer folds the deltas (compactReportCounters).
  */
 async function readCounters(db: Queryable, now: Date): Promise<{ byState: StateCounts; byPath: PathCount[] }> {
   const { rows } = await db.query(
-    `SELECT 'count' AS src, kind, path, state, sum(n) AS n FROM report_state_deltas GROUP BY kind, path, state
+    `SELECT 'count' AS src, kind, path, md5(path) AS path_key, state, sum(n) AS n FROM report_state_deltas GROUP BY kind, path, state
      UNION ALL
-     SELECT 'overdue', 'record', path, 'pending', count(*) FROM property_records
-      WHERE state = 'pending' AND stale_at <= $1::timestamptz GROUP BY path
+     SELECT 'overdue', 'record', NULL, path_key, 'pending', count(*) FROM property_records
+      WHERE state = 'pending' AND stale_at <= $1::timestamptz GROUP BY path_key
      UNION ALL
-     SELECT 'overdue', 'device', '', state, count(*) FROM devices
+     SELECT 'overdue', 'device', '', '', state, count(*) FROM devices
       WHERE stale_at IS NOT NULL AND state IN ('compliant', 'pending', 'drifted') AND stale_at <= $1::timestamptz GROUP BY state`,
     [now.toISOString()],
   );
+  const parsed = z.array(counterRow).parse(rows);
+  const pathOf = new Map(parsed.filter((r) => r.src === "count" && r.kind === "record").map((r) => [r.path_key, r.path as string]));
+  const missing = parsed.filter((r) => r.kind === "record" && r.path === null && !pathOf.has(r.path_key)).map((r) => r.path_key);
+  if (missing.length > 0) {
+    // Only if the counters lost a path (they are repaired elsewhere): name it from a record.
+    const named = await db.query(
+      "SELECT DISTINCT ON (path_key) path_key, path FROM property_records WHERE path_key IN (SELECT jsonb_array_elements_text($1::jsonb))",
+      [JSON.stringify(missing)],
+    );
+    for (const row of z.array(z.object({ path_key: z.string(), path: z.string() })).parse(named.rows)) pathOf.set(row.path_key, row.path);
+  }
   const byState = emptyStateCounts();
   const byKey = new Map<string, PathCount>();
   const add = (path: string, state: ComplianceState, n: number) => {
@@ -120,11 +134,11 @@ async function readCounters(db: Queryable, now: Date): Promise<{ byState: StateC
     entry.n += n;
     byKey.set(key, entry);
   };
-  for (const row of z.array(counterRow).parse(rows)) {
+  for (const row of parsed) {
     const moves: [ComplianceState, number][] = row.src === "count" ? [[row.state, row.n]] : [[row.state, -row.n], ["stale", row.n]];
     for (const [state, n] of moves) {
       if (row.kind === "device") byState[state] += n;
-      else add(row.path, state, n);
+      else add(row.path ?? (pathOf.get(row.path_key) as string), state, n);
     }
   }
   return { byState, byPath: [...byKey.values()].filter((c) => c.n !== 0) };
@@ -151,7 +165,7 @@ async function timeToCompliancePercentiles(db: Queryable, filters: ReportFilters
   const nowSql = params.add(now.toISOString(), "::timestamptz");
   const fromSql = params.add(new Date(now.getTime() - sinceSeconds * 1000).toISOString(), "::timestamptz");
   const where = [`t.at > ${fromSql}`, `t.at <= ${nowSql}`];
-  if (filters.property !== undefined) where.push(`t.path = ${params.add(filters.property)}`);
+  if (filters.property !== undefined) where.push(`t.path_key = md5(${params.add(filters.property)})`);
   const join =
     filters.tags.length > 0
       ? `JOIN devices d ON d.device_id = t.device_id AND d.module_id = t.module_id AND ${filters.tags.map((tag) => tagFilterSql("d", tag, params)).join(" AND ")}`

@@ -33,7 +33,7 @@ export function deviceFilterSql(d: string, filters: ReportFilters, params: SqlPa
     const stateSql = filters.state ? ` AND ${recordStateIsSql("fr", filters.state, params.add(filters.state), now)}` : "";
     where.push(
       `EXISTS (SELECT 1 FROM property_records fr WHERE fr.device_id = ${d}.device_id AND fr.module_id = ${d}.module_id` +
-        ` AND fr.path = ${params.add(filters.property)}${stateSql})`,
+        ` AND fr.path_key = md5(${params.add(filters.property)})${stateSql})`,
     );
   } else if (filters.state) {
     where.push(deviceStateIsSql(d, filters.state, params.add(filters.state), now));
@@ -44,7 +44,8 @@ export function deviceFilterSql(d: string, filters: ReportFilters, params: SqlPa
 /** Which property records a filter selects: their device's tags match, path = `property`, record in `state`. */
 export function recordFilterSql(r: string, d: string, filters: ReportFilters, params: SqlParams, now: string): string[] {
   const where = filters.tags.map((t) => tagFilterSql(d, t, params));
-  if (filters.property !== undefined) where.push(`${r}.path = ${params.add(filters.property)}`);
+  // By path_key, the form indexes hold the path in (004_integrity.sql).
+  if (filters.property !== undefined) where.push(`${r}.path_key = md5(${params.add(filters.property)})`);
   if (filters.state) where.push(recordStateIsSql(r, filters.state, params.add(filters.state), now));
   return where;
 }

@@ -2,7 +2,8 @@ import { z } from "zod";
 import { COMPLIANCE_STATES, COMPARE_MODES, type ComplianceState } from "../compliance/ComplianceState";
 import type { PropertyRecord, Transition } from "../compliance/PropertyRecord";
 import type { DeviceSummary } from "../compliance/summarizeDevice";
-import type { DeadLetter } from "../events/decodeTwinChanges";
+import { createHash } from "node:crypto";
+import { storableJson, type DeadLetter } from "../events/decodeTwinChanges";
 import type { Json, JsonObject } from "../twin/json";
 import type { Twin, TwinKey } from "../twin/Twin";
 import type { Queryable } from "./Database";
@@ -32,6 +33,18 @@ export interface BatchWrite {
   history: Array<{ key: TwinKey; transition: Transition; detail?: Json }>;
   devices: DeviceRow[];
   deadLetters: DeadLetter[];
+  /** The last lifecycle event applied per twin id (reconcile only). */
+  lifecycle?: LifecycleMark[];
+}
+
+/** The last device lifecycle event applied to a twin id: kept after the twin's rows are deleted. */
+export interface LifecycleMark {
+  key: TwinKey;
+  op: "createDeviceIdentity" | "deleteDeviceIdentity";
+  /** The event's enqueued time (ISO-8601). */
+  at: string;
+  partitionId: string | undefined;
+  sequenceNumber: number | undefined;
 }
 
 const json = z.custom<Json>(() => true);
@@ -136,6 +149,20 @@ export async function loadTwinStates(db: Queryable, keys: readonly TwinKey[]): P
   return states;
 }
 
+/** The stored module twins of `deviceIds` (a device's delete takes them with it, so its writer locks them too). */
+export async function listModuleTwins(db: Queryable, deviceIds: readonly string[]): Promise<TwinKey[]> {
+  if (deviceIds.length === 0) return [];
+  const { rows } = await db.query(
+    `SELECT t.device_id, t.module_id FROM twins t
+      WHERE t.device_id IN (SELECT jsonb_array_elements_text($1::jsonb)) AND t.module_id <> ''`,
+    [JSON.stringify(deviceIds)],
+  );
+  return rows.map((raw) => {
+    const row = z.object({ device_id: z.string(), module_id: z.string() }).parse(raw);
+    return { deviceId: row.device_id, moduleId: row.module_id };
+  });
+}
+
 function toRecord(row: z.infer<typeof recordRow>): PropertyRecord {
   return {
     path: row.path,
@@ -202,7 +229,7 @@ export async function writeBatch(tx: Queryable, batch: BatchWrite): Promise<void
          FROM jsonb_to_recordset($1::jsonb) AS r(device_id text, module_id text, path text, reported_path text,
               compare text, state text, desired jsonb, reported jsonb, desired_version bigint,
               desired_since timestamptz, state_since timestamptz, stale_at timestamptz, repush_drift boolean)
-       ON CONFLICT (device_id, module_id, path) DO UPDATE SET
+       ON CONFLICT (device_id, module_id, path_key) DO UPDATE SET
          reported_path = EXCLUDED.reported_path, compare = EXCLUDED.compare, state = EXCLUDED.state,
          desired = EXCLUDED.desired, reported = EXCLUDED.reported, desired_version = EXCLUDED.desired_version,
          desired_since = EXCLUDED.desired_since, state_since = EXCLUDED.state_since, stale_at = EXCLUDED.stale_at,
@@ -286,24 +313,153 @@ export async function writeBatch(tx: Queryable, batch: BatchWrite): Promise<void
       ],
     );
   }
-  if (batch.deadLetters.length > 0) {
-    await tx.query(
-      `INSERT INTO dead_letters (received_at, partition_id, sequence_number, device_id, reason, raw)
-       SELECT $2::timestamptz, e->>'partition_id', (e->>'sequence_number')::bigint, e->>'device_id', e->>'reason', e->'raw'
-         FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS d(e, n)
-        ORDER BY n`,
-      [
-        JSON.stringify(
-          batch.deadLetters.map((d) => ({
-            partition_id: d.partitionId ?? null,
-            sequence_number: d.sequenceNumber ?? null,
-            device_id: d.deviceId ?? null,
-            reason: d.reason,
-            raw: d.raw,
-          })),
-        ),
-        at,
-      ],
-    );
+  if (batch.lifecycle && batch.lifecycle.length > 0) await writeLifecycleMarks(tx, batch.lifecycle);
+  await writeDeadLetters(tx, at, batch.deadLetters);
+}
+
+/** What a dead letter's reason keeps at most (the raw event beside it keeps the rest). */
+const MAX_REASON = 2000;
+/** Ids a dead letter keeps at most: it is evidence, and a 10 KB "device id" is the poison itself. */
+const MAX_ID = 1024;
+
+/**
+ * Stores dead letters once each: a re-delivered batch (its COMMIT went through, its acknowledgement
+ * did not) finds them by their dedupe key (004_integrity.sql) and adds nothing. Text is made
+ * storable (NUL escaped, lone surrogates replaced) and capped, and the row says so.
+ */
+export async function writeDeadLetters(tx: Queryable, at: string, deadLetters: readonly DeadLetter[]): Promise<void> {
+  if (deadLetters.length === 0) return;
+  await tx.query(
+    `INSERT INTO dead_letters (received_at, partition_id, sequence_number, device_id, reason, raw)
+     SELECT $2::timestamptz, e->>'partition_id', (e->>'sequence_number')::bigint, e->>'device_id', e->>'reason', e->'raw'
+       FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS d(e, n)
+      ORDER BY n
+     ON CONFLICT (dedupe_key) DO NOTHING`,
+    [
+      JSON.stringify(
+        deadLetters.map((d) => ({
+          partition_id: d.partitionId === undefined ? null : capText(d.partitionId, MAX_ID),
+          sequence_number: d.sequenceNumber ?? null,
+          device_id: d.deviceId === undefined ? null : capText(d.deviceId, MAX_ID),
+          reason: capText(d.reason, MAX_REASON),
+          raw: d.raw,
+        })),
+      ),
+      at,
+    ],
+  );
+}
+
+/**
+ * The last resort when dead letters themselves could not be stored (the caller rolled back to a
+ * savepoint): one minimal row per dead letter, naming the failure and the original reason, with a
+ * digest of the raw event so distinct events keep distinct rows and a re-delivery stores none again.
+ */
+export async function writeMinimalDeadLetters(tx: Queryable, at: string, deadLetters: readonly DeadLetter[], failure: string): Promise<void> {
+  const minimal = deadLetters.map((d): DeadLetter => {
+    const digest = createHash("sha256").update(JSON.stringify(storableJson(d.raw))).digest("hex");
+    return {
+      index: d.index,
+      deviceId: undefined,
+      partitionId: d.partitionId,
+      sequenceNumber: d.sequenceNumber,
+      reason: `the dead letter could not be stored whole (${failure}); its reason was: ${d.reason}`,
+      raw: { unstorable: true, index: d.index, sha256: digest },
+    };
+  });
+  await writeDeadLetters(tx, at, minimal);
+}
+
+function capText(text: string, max: number): string {
+  const safe = storableJson(text) as string;
+  return safe.length <= max ? safe : `${safe.slice(0, max)}… [truncated: ${safe.length} characters]`;
+}
+
+const lifecycleRow = z.object({
+  device_id: z.string(),
+  module_id: z.string(),
+  op: z.enum(["createDeviceIdentity", "deleteDeviceIdentity"]),
+  at: time,
+  partition_id: z.string().nullable(),
+  sequence_number: z.coerce.number().nullable(),
+});
+
+/** The last lifecycle event applied to each of `keys` that has one, by `keyString`. One query. */
+export async function loadLifecycleMarks(db: Queryable, keys: readonly TwinKey[]): Promise<Map<string, LifecycleMark>> {
+  const marks = new Map<string, LifecycleMark>();
+  if (keys.length === 0) return marks;
+  const { rows } = await db.query(
+    `SELECT l.device_id, l.module_id, l.op, ${isoTime("l.at", "at")}, l.partition_id, l.sequence_number
+       FROM jsonb_to_recordset($1::jsonb) AS k(device_id text, module_id text)
+       JOIN twin_lifecycle l ON l.device_id = k.device_id AND l.module_id = k.module_id`,
+    [keysJson(keys)],
+  );
+  for (const raw of rows) {
+    const row = lifecycleRow.parse(raw);
+    const moduleId = row.module_id === "" ? null : row.module_id;
+    marks.set(keyString(row.device_id, moduleId), {
+      key: { deviceId: row.device_id, moduleId },
+      op: row.op,
+      at: row.at,
+      partitionId: row.partition_id ?? undefined,
+      sequenceNumber: row.sequence_number ?? undefined,
+    });
   }
+  return marks;
+}
+
+async function writeLifecycleMarks(tx: Queryable, marks: readonly LifecycleMark[]): Promise<void> {
+  await tx.query(
+    `INSERT INTO twin_lifecycle (device_id, module_id, op, at, partition_id, sequence_number)
+     SELECT r.device_id, r.module_id, r.op, r.at, r.partition_id, r.sequence_number
+       FROM jsonb_to_recordset($1::jsonb) AS r(device_id text, module_id text, op text, at timestamptz, partition_id text, sequence_number bigint)
+     ON CONFLICT (device_id, module_id) DO UPDATE SET
+       op = EXCLUDED.op, at = EXCLUDED.at, partition_id = EXCLUDED.partition_id, sequence_number = EXCLUDED.sequence_number`,
+    [
+      JSON.stringify(
+        marks.map((m) => ({
+          device_id: m.key.deviceId,
+          module_id: m.key.moduleId ?? "",
+          op: m.op,
+          at: m.at,
+          partition_id: m.partitionId ?? null,
+          sequence_number: m.sequenceNumber ?? null,
+        })),
+      ),
+    ],
+  );
+}
+
+/** SQLSTATE classes of errors caused by the data written, not by the store: 22 data exception, 23 integrity, 54 program limit. */
+const DATA_ERROR_CLASSES = new Set(["22", "23", "54"]);
+
+/**
+ * True when `error` is PostgreSQL refusing the data (a value it cannot hold, a constraint, an
+ * index row too large): retrying the same batch would fail the same way. Connectivity, transaction
+ * and resource failures (08, 40, 53, 57…) and anything that is not an SQL error are not.
+ */
+export function isDataError(error: unknown): boolean {
+  const code = typeof error === "object" && error !== null ? (error as { code?: unknown }).code : undefined;
+  return typeof code === "string" && /^[0-9A-Z]{5}$/.test(code) && DATA_ERROR_CLASSES.has(code.slice(0, 2));
+}
+
+let savepoints = 0;
+
+/**
+ * Runs `work` under a savepoint of the current transaction. A data error rolls back to the
+ * savepoint and is returned (the transaction goes on); any other error propagates.
+ */
+export async function underSavepoint(tx: Queryable, work: () => Promise<void>): Promise<{ failed: unknown } | undefined> {
+  const name = `sp_${++savepoints}`;
+  await tx.query(`SAVEPOINT ${name}`);
+  try {
+    await work();
+  } catch (error) {
+    if (!isDataError(error)) throw error;
+    await tx.query(`ROLLBACK TO SAVEPOINT ${name}`);
+    await tx.query(`RELEASE SAVEPOINT ${name}`);
+    return { failed: error };
+  }
+  await tx.query(`RELEASE SAVEPOINT ${name}`);
+  return undefined;
 }

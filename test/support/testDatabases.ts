@@ -48,5 +48,5 @@ export async function openTestPostgres(url: string, options: { max?: number } = 
 
 /** Empties every table (between tests sharing one store). */
 export async function truncateAll(db: Database): Promise<void> {
-  await db.query("TRUNCATE twins, devices, property_records, property_history, dead_letters");
+  await db.query("TRUNCATE twins, devices, property_records, property_history, dead_letters, twin_lifecycle");
 }

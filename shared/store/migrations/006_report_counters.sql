@@ -105,7 +105,7 @@ BEGIN
     INSERT INTO report_compliance_times (at, device_id, module_id, path, seconds)
     SELECT h.at, h.device_id, h.module_id, h.path, greatest(0, extract(epoch FROM h.at - r.desired_since))
       FROM report_new h
-      JOIN property_records r ON r.device_id = h.device_id AND r.module_id = h.module_id AND r.path = h.path
+      JOIN property_records r ON r.device_id = h.device_id AND r.module_id = h.module_id AND r.path_key = md5(h.path)
                              AND r.desired_version = h.desired_version
      WHERE h.to_state = ''compliant''
   $sql$\073
