@@ -1,16 +1,14 @@
 /**
  * Device lifecycle on the event path (issue #14): deleteDeviceIdentity removes a twin (history
  * kept), createDeviceIdentity starts a new twin under the id, in batch order with the twin-change
- * events; and without lifecycle events, a resync that reads a lower version than stored. The
- * decoder of this branch does not decode lifecycle notifications yet, so the tests hand
- * LifecycleEvents to `reconcileDecoded` beside the decoded twin-change events.
+ * events; and without lifecycle events, a resync that reads a lower version than stored. Lifecycle
+ * notifications are built here in IoT Hub's routed shape (Microsoft's non-telemetry event schema)
+ * and go through the decoder with the twin-change events, as the trigger delivers them.
  */
-import { decodeTwinChanges } from "../../shared/events/decodeTwinChanges";
 import { toTriggerInput, type ReceivedEvent } from "../../shared/events/ReceivedEvent";
-import type { LifecycleEvent } from "../../shared/events/TwinChangeEvent";
 import type { TwinRegistry } from "../../shared/hub/TwinRegistry";
 import { parsePolicy } from "../../shared/policy/Policy";
-import { reconcileDecoded, reconcileTwinChanges, type ReconcileResult } from "../../shared/reconcile";
+import { reconcileTwinChanges, type ReconcileResult } from "../../shared/reconcile";
 import type { Database } from "../../shared/store/Database";
 import type { Twin } from "../../shared/twin/Twin";
 import { FixtureTwin } from "../fixtures/twinEvents";
@@ -24,35 +22,47 @@ type Item = ReceivedEvent | { lifecycle: "createDeviceIdentity" | "deleteDeviceI
 
 /**
  * Numbers the items as one partition delivers them (sequence numbers from `first`) and reconciles
- * them as one batch: twin-change events through the decoder, lifecycle ones as decoded events at
- * their batch positions (a placeholder message keeps each position).
+ * them as one batch through the trigger's input: twin-change events as they are, lifecycle ones as
+ * IoT Hub routes them (application properties, `deviceLifecycleEvents` source, the twin as body).
  */
 async function deliver(db: Database, items: Item[], first: number, registry?: TwinRegistry): Promise<ReconcileResult> {
-  const lifecycle: LifecycleEvent[] = [];
   const received: ReceivedEvent[] = items.map((item, index) => {
     if (!("lifecycle" in item)) return { ...item, sequenceNumber: first + index, partitionId: "0" };
-    lifecycle.push({
-      key: { deviceId: item.deviceId, moduleId: item.moduleId ?? null },
-      opType: item.lifecycle,
-      twin: item.twin,
-      enqueuedTime: item.at,
-      sequenceNumber: first + index,
-      partitionId: "0",
-      index,
-    });
+    const twin = item.twin ?? { deviceId: item.deviceId, moduleId: item.moduleId ?? null, version: 2, etag: "AAAAAAAAAAE=", tags: {}, desired: { $version: 1 }, reported: { $version: 1 } };
     return {
-      body: {},
-      properties: {},
-      systemProperties: { "iothub-message-source": "deviceLifecycleEvents" },
+      body: {
+        deviceId: item.deviceId,
+        ...(item.moduleId === undefined ? {} : { moduleId: item.moduleId }),
+        etag: twin.etag ?? "AAAAAAAAAAE=",
+        version: twin.version,
+        tags: twin.tags,
+        properties: { desired: twin.desired, reported: twin.reported },
+      },
+      properties: {
+        hubName: "contoso-hub",
+        deviceId: item.deviceId,
+        ...(item.moduleId === undefined ? {} : { moduleId: item.moduleId }),
+        operationTimestamp: item.at,
+        "iothub-message-schema": "deviceLifecycleNotification",
+        opType: item.lifecycle,
+      },
+      systemProperties: {
+        "iothub-connection-device-id": item.deviceId,
+        ...(item.moduleId === undefined ? {} : { "iothub-connection-module-id": item.moduleId }),
+        "iothub-enqueuedtime": item.at,
+        "iothub-message-source": "deviceLifecycleEvents",
+        "content-type": "application/json",
+        "content-encoding": "utf-8",
+        "user-id": "contoso-hub",
+      },
       enqueuedTimeUtc: item.at,
       sequenceNumber: first + index,
-      offset: "0",
+      offset: String(first + index),
       partitionId: "0",
     };
   });
   const { messages, triggerMetadata } = toTriggerInput(received);
-  const decoded = decodeTwinChanges(messages, triggerMetadata);
-  return reconcileDecoded({ ...decoded, lifecycle, ignored: decoded.ignored - lifecycle.length }, { db, policy, clock, ...(registry ? { registry } : {}) }, { messages, triggerMetadata });
+  return reconcileTwinChanges(messages, triggerMetadata, { db, policy, clock, ...(registry ? { registry } : {}) });
 }
 
 /** The issue's device: `mode` rolled out four times, the device complying each time — stored at v9. */
@@ -248,7 +258,7 @@ describe.each(testDatabases)("device lifecycle on $name", ({ open }) => {
     const good = new FixtureTwin("life-9", ref);
     const result = await deliver(db, [{ lifecycle: "deleteDeviceIdentity", deviceId: "bad\u0000id", at: at(ref) }, good.replace(), good.tick(1000).setDesired({ a: 1 })], 0);
     expect(result).toMatchObject({ deadLettered: 1, applied: 2, deleted: 0 });
-    expect(result.deadLetters[0]).toMatchObject({ index: 0, reason: expect.stringContaining("cannot hold this twin id") });
+    expect(result.deadLetters[0]).toMatchObject({ index: 0, reason: expect.stringContaining("deviceId is not an IoT Hub id") });
     expect(await records("life-9")).toEqual([{ module_id: "", path: "a", state: "pending", desired: 1 }]);
   });
 });

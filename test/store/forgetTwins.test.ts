@@ -34,9 +34,10 @@ describe.each(testDatabases)("forgetTwins on $name", ({ open }) => {
   it("deletes every row of the sim-* twins from every table with a device_id and keeps the others", async () => {
     await truncateAll(db);
     await db.query("DELETE FROM report_compliance_times");
-    for (const id of ["sim-1", "sim-2", "boiler-7"]) {
+    for (const [i, id] of ["sim-1", "sim-2", "boiler-7"].entries()) {
       const { events } = seedTutorialStream(id);
-      const { messages, triggerMetadata } = toTriggerInput([...events, { ...events[1]!, body: "{ not json", sequenceNumber: 99 }]);
+      // One partition numbers its events uniquely: each device's bad event has a sequence number of its own.
+      const { messages, triggerMetadata } = toTriggerInput([...events, { ...events[1]!, body: "{ not json", sequenceNumber: 99 + i }]);
       await reconcileTwinChanges(messages, triggerMetadata, { db, policy: parsePolicy(SEED_POLICY) });
     }
     const before = await rowsByDevice(db);

@@ -22,7 +22,7 @@ async function seed(db: Queryable, ages: { history: number[]; deadLetters: numbe
     );
   }
   for (const age of ages.deadLetters) {
-    await db.query("INSERT INTO dead_letters (received_at, device_id, reason, raw) VALUES ($1::timestamptz, 'd1', 'test', '{}'::jsonb)", [daysAgo(age)]);
+    await db.query("INSERT INTO dead_letters (received_at, device_id, reason, raw) VALUES ($1::timestamptz, 'd1', 'test', jsonb_build_object('age', $2::float8, 'n', random()))", [daysAgo(age), age]);
   }
   for (const age of ages.complianceTimes) {
     await db.query("INSERT INTO report_compliance_times (at, device_id, module_id, path, seconds) VALUES ($1::timestamptz, 'd1', '', 'interval', 5)", [daysAgo(age)]);

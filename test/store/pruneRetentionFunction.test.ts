@@ -32,7 +32,7 @@ it("prunes what is past HISTORY_RETENTION and DEAD_LETTER_RETENTION and logs wha
       "INSERT INTO property_history (device_id, module_id, path, to_state, cause, at) VALUES ('d1', '', 'interval', 'pending', 'event', now() - $1::float8 * interval '1 day')",
       [days],
     );
-    await db.query("INSERT INTO dead_letters (received_at, reason, raw) VALUES (now() - $1::float8 * interval '1 day', 'test', '{}'::jsonb)", [days + 0.5]);
+    await db.query("INSERT INTO dead_letters (received_at, reason, raw) VALUES (now() - $1::float8 * interval '1 day', 'test', jsonb_build_object('n', random()))", [days + 0.5]);
   }
   const lines: string[] = [];
   const context = new InvocationContext({ functionName: "pruneRetention", invocationId: "test", logHandler: (_level, ...args) => lines.push(args.map(String).join(" ")) });
