@@ -1,6 +1,7 @@
 import path from "node:path";
 import type { LogSink } from "../../local/host/invokeFunction";
 import { startLocalHost, type LocalHost } from "../../local/host/startLocalHost";
+import { loadConfig } from "../../shared/config";
 import { toTriggerInput } from "../../shared/events/ReceivedEvent";
 import { InMemoryEventStream } from "./InMemoryEventStream";
 import { fixtureRecorder } from "./fixtures/fixtureRecorder";
@@ -258,5 +259,27 @@ describe("lifecycle", () => {
     await h.stop();
     expect(process.env.FIXTURE_HUB_NAME).toBeUndefined();
     await expect(fetch(`http://127.0.0.1:${h.port}/api/health`)).rejects.toThrow();
+  });
+});
+
+describe("app settings", () => {
+  const saved = { ...process.env };
+  afterEach(() => {
+    process.env = { ...saved };
+  });
+
+  test("lets the user's POLICY_JSON replace the built-in POLICY_PATH, so the settings validate", async () => {
+    delete process.env.POLICY_PATH;
+    process.env.POLICY_JSON = '{"staleAfter":"5m"}';
+    await start();
+    expect(process.env.POLICY_PATH).toBeUndefined();
+    expect(loadConfig(process.env).policy).toEqual({ kind: "inline", json: { staleAfter: "5m" } });
+  });
+
+  test("keeps the built-in POLICY_PATH when the user sets no policy", async () => {
+    delete process.env.POLICY_PATH;
+    delete process.env.POLICY_JSON;
+    await start();
+    expect(loadConfig(process.env).policy).toEqual({ kind: "file", path: expect.stringMatching(/demo-policy\.json$/) });
   });
 });
