@@ -9,6 +9,7 @@ import { Client } from "pg";
 import { startLocalHost, type LocalHost } from "../../local/host/startLocalHost";
 import { toTriggerInput, type ReceivedEvent } from "../../shared/events/ReceivedEvent";
 import { parsePolicy } from "../../shared/policy/Policy";
+import { complianceRoutes } from "../../shared/reports/complianceRoutes";
 import { reconcileTwinChanges } from "../../shared/reconcile";
 import { closeRuntime } from "../../shared/runtime";
 import type { Database, Queryable } from "../../shared/store/Database";
@@ -111,6 +112,9 @@ describeOutage("a PostgreSQL outage in the middle of a batch", () => {
       // The queries outside a transaction fail as errors too, while the server is down.
       await expect(db.query("SELECT 1")).rejects.toThrow();
       await expect(db.transaction((tx) => tx.query("SELECT 1"))).rejects.toThrow();
+      // The HTTP routes answer 503 problem+json meanwhile.
+      const summary = await complianceRoutes.summary({ query: new URLSearchParams(), params: {} }, async () => db, () => undefined);
+      expect([summary.status, summary.headers["content-type"]]).toEqual([503, "application/problem+json"]);
       expect(unexpected).toEqual([]);
 
       await server.start();
