@@ -6,8 +6,8 @@ import { getStore } from "../shared/reports/getStore";
 // shared/reports; the store is opened once per process, on first use.
 
 function handler(route: ReportRoute): HttpHandler {
-  return async (request: HttpRequest, _context: InvocationContext): Promise<HttpResponseInit> =>
-    route({ query: request.query, params: request.params }, getStore);
+  return async (request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> =>
+    route({ query: request.query, params: request.params }, getStore, (message) => context.error(message));
 }
 
 const routes: { name: string; route: string; methods: ("GET" | "POST")[]; authLevel: "function" | "admin"; run: ReportRoute }[] = [

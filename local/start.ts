@@ -12,6 +12,7 @@ import { getStore } from "../shared/reports/getStore";
 import { repushCounters } from "../shared/repush";
 import { closeRuntime } from "../shared/runtime";
 import { forgetTwins } from "../shared/store/forgetTwins";
+import { startupFailure, UsageError } from "./startupFailure";
 
 // `npm start`: IoT Hub emulator + simulated fleet + local functions host (all registered
 // functions) + PGlite, a demo rollout of desired properties, and a live progress line.
@@ -199,7 +200,12 @@ async function forgetPreviousRun(prefix: string): Promise<number> {
 }
 
 async function main(): Promise<void> {
-  const options = parseOptions(process.argv.slice(2));
+  let options: Options;
+  try {
+    options = parseOptions(process.argv.slice(2));
+  } catch (error) {
+    exitOnFailure(new UsageError(`${(error as Error).message} (npm start -- --help lists the options)`));
+  }
   const started = Date.now();
   let emulator: Emulator | undefined;
   let host: LocalHost | undefined;
@@ -362,11 +368,17 @@ async function main(): Promise<void> {
       process.exit(0);
     }
   } catch (error) {
-    clearProgress();
-    process.stderr.write(`npm start failed: ${redact(error instanceof Error ? (error.stack ?? error.message) : String(error))}\n`);
     await shutdown().catch(() => undefined);
-    process.exit(1);
+    exitOnFailure(error);
   }
 }
 
-void main();
+/** Prints why npm start could not run — one line per bad setting, no stack trace for those — and exits (2: fix a setting). */
+function exitOnFailure(error: unknown): never {
+  clearProgress();
+  const { lines, exitCode } = startupFailure(error);
+  for (const line of lines) process.stderr.write(`npm start: ${line}\n`);
+  process.exit(exitCode);
+}
+
+main().catch(exitOnFailure);

@@ -1,6 +1,6 @@
-import { CronPattern } from "croner";
+import { Cron, CronPattern } from "croner";
 import { z } from "zod";
-import { parseDuration } from "./policy/parseDuration";
+import { MAX_DURATION_MS, parseDuration } from "./policy/parseDuration";
 import { redact } from "./redact";
 
 /**
@@ -46,18 +46,24 @@ function integer(min: number, max: number) {
   };
 }
 
-function positiveNumber(max: number) {
+function decimal(min: number, max: number) {
   return (raw: string): number => {
     const value = Number(raw);
-    if (!/^\d+(\.\d+)?$/.test(raw) || value <= 0 || value > max) throw new SettingProblem(`must be a number above 0 and at most ${max}`);
+    if (!/^\d{1,9}(\.\d{1,9})?$/.test(raw) || value < min || value > max) throw new SettingProblem(`must be a number from ${min} to ${max}`);
     return value;
   };
 }
 
-function positiveDuration(raw: string): number {
-  const ms = parseDuration(raw);
-  if (ms <= 0) throw new SettingProblem("must be a duration above zero (e.g. 2m, PT10M)");
-  return ms;
+/** A duration from `min` to `max` (e.g. 2m, PT10M), at most a year; a duration a timer waits for must stay within 24.8 days. */
+function duration(min: string, max: string) {
+  const bounds = { minMs: parseDuration(min, { maxMs: MAX_DURATION_MS }), maxMs: parseDuration(max, { maxMs: MAX_DURATION_MS }) };
+  return (raw: string): number => {
+    try {
+      return parseDuration(raw, bounds);
+    } catch (error) {
+      throw new SettingProblem(`${(error as Error).message} (a duration from ${min} to ${max})`);
+    }
+  };
 }
 
 function boolean(raw: string): boolean {
@@ -134,16 +140,12 @@ function ncrontab(raw: string): string {
   } catch (error) {
     throw new SettingProblem(`is not a valid NCRONTAB expression: ${(error as Error).message}`);
   }
+  // A valid pattern may name no real date (31 April): the timer would never run.
+  const cron = new Cron(raw, { mode: "6-part", timezone: "UTC", paused: true });
+  const next = cron.nextRun();
+  cron.stop();
+  if (next === null) throw new SettingProblem("never fires (no date matches it, e.g. day 31 of a 30-day month)");
   return raw;
-}
-
-/** A duration within [minMs, maxMs]; the bounds are named in the problem as written (`minText`, `maxText`). */
-function durationWithin(minMs: number, minText: string, maxMs: number, maxText: string) {
-  return (raw: string): number => {
-    const ms = parseDuration(raw);
-    if (ms < minMs || ms > maxMs) throw new SettingProblem(`must be a duration from ${minText} to ${maxText} (e.g. 90d, P90D)`);
-    return ms;
-  };
 }
 
 function uuid(raw: string): string {
@@ -163,21 +165,22 @@ export const settingsSchema = z.object({
   IOTHUB_HOST_NAME: setting({ description: "IoT Hub host name, reached with the managed identity" }, hostName),
   IOTHUB_EMULATOR_PORT: setting({ description: "HTTPS port of the local IoT Hub emulator", localOnly: true }, integer(1, 65535)),
   IOTHUB_EMULATOR_CA_FILE: setting({ description: "CA certificate (PEM) of the local IoT Hub emulator", localOnly: true }, text),
-  HUB_TWIN_OPS_PER_SECOND: setting({ description: "Token-bucket rate shared by every twin read and update (default 10)" }, positiveNumber(10_000)),
+  // Below 0.1/s the limiter would wait longer than a timer can (and a run would stall for minutes per twin).
+  HUB_TWIN_OPS_PER_SECOND: setting({ description: "Token-bucket rate shared by every twin read and update (default 10)" }, decimal(0.1, 10_000)),
   POLICY_PATH: setting({ description: "Compliance policy JSON file" }, text),
   POLICY_JSON: setting({ description: "Compliance policy as inline JSON" }, jsonObject),
   TWIN_EVENTS_HUB_NAME: setting({ description: "Event hub the twin-change route feeds (default twin-changes)" }, entityName),
   TWIN_EVENTS_CONSUMER_GROUP: setting({ description: "Consumer group of the reconcile trigger (default $Default)" }, consumerGroup),
   REPUSH_SCHEDULE: setting({ description: "NCRONTAB schedule of the re-push timer (default every minute)" }, ncrontab),
   REPUSH_MAX_DEVICES_PER_RUN: setting({ description: "Devices re-pushed per timer run at most (default 100)" }, integer(1, 100_000)),
-  REPUSH_BACKOFF_BASE: setting({ description: "First re-push back-off (default 2m)" }, positiveDuration),
-  REPUSH_BACKOFF_CAP: setting({ description: "Longest re-push back-off (default 1h)" }, positiveDuration),
+  REPUSH_BACKOFF_BASE: setting({ description: "First re-push back-off (default 2m)" }, duration("1s", "1d")),
+  REPUSH_BACKOFF_CAP: setting({ description: "Longest re-push back-off (default 1h)" }, duration("1s", "7d")),
   REPUSH_MAX_ATTEMPTS: setting({ description: "Re-pushes before a property is escalated (default 5)" }, integer(1, 1000)),
   REPUSH_DRY_RUN: setting({ description: "Decide re-pushes but never write twins (default false)" }, boolean),
-  REPUSH_LEASE: setting({ description: "How long a timer run holds its claim on a device (default 5m)" }, positiveDuration),
+  REPUSH_LEASE: setting({ description: "How long a timer run holds its claim on a device (default 5m)" }, duration("1s", "1d")),
   // Retention timer (pruneRetention): what the store keeps only for a while, pruned in chunks.
-  HISTORY_RETENTION: setting({ description: "Property history kept for this long (default 90d)" }, durationWithin(86_400_000, "1d", 3650 * 86_400_000, "3650d")),
-  DEAD_LETTER_RETENTION: setting({ description: "Dead letters kept for this long (default 30d)" }, durationWithin(86_400_000, "1d", 3650 * 86_400_000, "3650d")),
+  HISTORY_RETENTION: setting({ description: "Property history kept for this long (default 90d)" }, duration("1d", "365d")),
+  DEAD_LETTER_RETENTION: setting({ description: "Dead letters kept for this long (default 30d)" }, duration("1d", "365d")),
   RETENTION_SCHEDULE: setting({ description: "NCRONTAB schedule of the retention timer (default hourly)" }, ncrontab),
   AZURE_CLIENT_ID: setting({ description: "Client ID of the user-assigned managed identity (DefaultAzureCredential)" }, uuid),
 });

@@ -1,21 +1,19 @@
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { parseTime } from "../../shared/events/decodeTwinChanges";
 import { loadPolicyFile } from "../../shared/loadPolicy";
 import { DEFAULT_POLICY, type Policy } from "../../shared/policy/Policy";
 import type { Database } from "../../shared/store/Database";
 import { openStore } from "../../shared/store/openStore";
-import type { StoreConfig } from "../../shared/config";
+import { ConfigError, loadConfig, type StoreConfig } from "../../shared/config";
 import { redact } from "../../shared/redact";
+import { StoreInUseError } from "../../shared/store/openPglite";
+import { startupFailure, UsageError } from "../startupFailure";
 import { formatReplayReport, replayFile } from "./replay";
-import { loadConfig } from "../../shared/config";
 import { repairReportCounters } from "../../shared/store/reportCounters";
 import { formatRepair } from "./formatRepair";
 
 const USAGE = "usage: twin-reconciler replay FILE.jsonl [--policy FILE] [--db DIR|URL] [--now ISO] [--json] | twin-reconciler repair-counters [--db DIR|URL]";
-
-/** A problem with the arguments: printed as one line, exit code 2. */
-class UsageError extends Error {}
 
 /** The `twin-reconciler` command line. Resolves to the exit code. */
 export async function main(argv: readonly string[], out: (text: string) => void = (t) => process.stdout.write(t), err: (text: string) => void = (t) => process.stderr.write(t)): Promise<number> {
@@ -25,7 +23,7 @@ export async function main(argv: readonly string[], out: (text: string) => void 
     const [command, file, ...extra] = positionals;
     if (command === "repair-counters") {
       if (file !== undefined) throw new UsageError(`unexpected argument "${file}"; ${USAGE}`);
-      db = await (values.db === undefined ? openStore(loadConfig()) : openDatabase(values.db));
+      db = await openStore(values.db === undefined ? loadConfig() : { store: storeFor(values.db) });
       out(formatRepair(await repairReportCounters(db)));
       return 0;
     }
@@ -33,6 +31,7 @@ export async function main(argv: readonly string[], out: (text: string) => void 
     if (!file) throw new UsageError(`replay needs a FILE.jsonl; ${USAGE}`);
     if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"; ${USAGE}`);
     if (!existsSync(file)) throw new UsageError(`no such file: ${file}`);
+    if (!statSync(file).isFile()) throw new UsageError(`not a file: ${file}`);
     let now: string | undefined;
     if (values.now !== undefined) {
       now = parseTime(values.now);
@@ -46,17 +45,17 @@ export async function main(argv: readonly string[], out: (text: string) => void 
         throw new UsageError((error as Error).message);
       }
     }
-    db = await openDatabase(values.db);
+    const store = storeFor(values.db);
+    db = await openStore({ store });
     const report = await replayFile(file, { db, policy, ...(now ? { now } : {}) });
     out(values.json ? `${JSON.stringify(report)}\n` : `${formatReplayReport(report)}\n`);
     return 0;
   } catch (error) {
-    if (error instanceof UsageError) {
-      err(`twin-reconciler: ${redact(error.message)}\n`);
-      return 2;
-    }
-    err(`twin-reconciler: ${redact((error as Error).message)}\n`);
-    return 1;
+    const failure = startupFailure(error);
+    // Past start-up a failure is the store's or the file's: its message is the line to print.
+    const lines = failure.exitCode === 2 || error instanceof StoreInUseError ? failure.lines : [redact((error as Error).message)];
+    for (const line of lines) err(`twin-reconciler: ${line}\n`);
+    return failure.exitCode;
   } finally {
     await db?.close().catch(() => undefined);
   }
@@ -74,9 +73,21 @@ function parseArgsOrThrow(argv: readonly string[]) {
   }
 }
 
-/** `--db`: a postgres:// URL, a PGlite folder, or (default) an in-memory PGlite; migrated by openStore. */
-function openDatabase(target: string | undefined): Promise<Database> {
-  const store: StoreConfig =
-    target && /^postgres(ql)?:\/\//.test(target) ? { kind: "postgres", connectionString: target } : { kind: "pglite", dataDir: target ?? null };
-  return openStore({ store });
+/**
+ * `--db`: a postgres:// URL (checked as DATABASE_URL is), a PGlite folder, or (default) an in-memory
+ * PGlite. What can never work is a usage error; a server that does not answer is not.
+ */
+function storeFor(target: string | undefined): StoreConfig {
+  if (target === undefined) return { kind: "pglite", dataDir: null };
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(target)) {
+    try {
+      const store = loadConfig({ DATABASE_URL: target }).store;
+      if (store.kind === "postgres") return store;
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+    }
+    throw new UsageError("--db must be a postgres:// or postgresql:// URL or a folder for PGlite (value not shown: it may hold a password)");
+  }
+  if (existsSync(target) && !statSync(target).isDirectory()) throw new UsageError(`--db ${target} is a file; give a folder for PGlite or a postgres:// URL`);
+  return { kind: "pglite", dataDir: target };
 }

@@ -1,5 +1,3 @@
-import { createReadStream } from "node:fs";
-import { createInterface } from "node:readline";
 import { z } from "zod";
 import { storableJson, type DeadLetter } from "../../shared/events/decodeTwinChanges";
 import { toTriggerInput, type ReceivedEvent } from "../../shared/events/ReceivedEvent";
@@ -9,6 +7,13 @@ import type { Database } from "../../shared/store/Database";
 import { writeBatch } from "../../shared/store/complianceStore";
 import { readSnapshot, type Snapshot } from "../../shared/store/readSnapshot";
 import type { JsonObject } from "../../shared/twin/json";
+import { readLines } from "./readLines";
+
+/**
+ * The longest line replay reads (4 MiB): well above a recorded Event Hubs event (1 MB on the usual
+ * tiers), with room for a base64 body and its properties, and far below what one string can hold.
+ */
+export const MAX_LINE_BYTES = 4 * 1024 * 1024;
 
 /** One line of a replay file: an Event Hubs event as received. */
 const lineSchema = z.object({
@@ -38,13 +43,16 @@ export interface ReplayOptions {
   /** When staleness is judged (default: now). */
   now?: string;
   batchSize?: number;
+  /** Lines longer than this (bytes) are skipped as dead letters (default MAX_LINE_BYTES). */
+  maxLineBytes?: number;
 }
 
 /**
  * Feeds a JSONL file of recorded Event Hubs events through the same handler path as the
  * reconcileTwinChanges function: consecutive lines of one partition form a batch (at most
  * `batchSize`, default 100), shaped by toTriggerInput exactly as the trigger delivers them.
- * A line that is not JSON or not an event is a dead letter (1-based line number) and replay goes on.
+ * A line that is not JSON, not an event or over the length cap is a dead letter (1-based line number)
+ * and replay goes on. A UTF-8 BOM before the first line is ignored.
  */
 export async function replayFile(file: string, options: ReplayOptions): Promise<ReplayReport> {
   const batchSize = options.batchSize ?? 100;
@@ -72,10 +80,14 @@ export async function replayFile(file: string, options: ReplayOptions): Promise<
     await options.db.transaction((tx) => writeBatch(tx, { at: new Date().toISOString(), twins: [], records: [], removed: [], history: [], devices: [], deadLetters: [letter] }));
   };
 
-  const lines = createInterface({ input: createReadStream(file, "utf8"), crlfDelay: Infinity });
-  let lineNumber = 0;
-  for await (const text of lines) {
-    lineNumber++;
+  const maxLineBytes = options.maxLineBytes ?? MAX_LINE_BYTES;
+  for await (const read of readLines(file, maxLineBytes)) {
+    const lineNumber = read.number;
+    if (!("text" in read)) {
+      await lineDeadLetter(lineNumber, `line is ${read.tooLongBytes} bytes, over the ${maxLineBytes}-byte cap; skipped`, { head: read.head, bytes: read.tooLongBytes });
+      continue;
+    }
+    const text = read.text;
     if (text.trim() === "") continue;
     let parsed: unknown;
     try {

@@ -22,6 +22,18 @@ export const defaultAppSettings: Readonly<Record<string, string>> = {
   RETENTION_SCHEDULE: "0 0 * * * *",
 };
 
+/**
+ * Built-in defaults that a setting of the user's replaces instead of joining: the config refuses
+ * POLICY_PATH and POLICY_JSON together, and a user's POLICY_JSON must win over the demo's POLICY_PATH.
+ */
+const replacedBy: Readonly<Record<string, readonly string[]>> = { POLICY_PATH: ["POLICY_JSON"] };
+
+/** `defaults` without those that a setting in `explicit` (environment, local.settings.json, overrides) replaces. */
+export function defaultsNotReplaced(defaults: Record<string, string>, explicit: readonly Record<string, string | undefined>[]): Record<string, string> {
+  const isSet = (name: string) => explicit.some((source) => source[name] !== undefined && source[name]?.trim() !== "");
+  return Object.fromEntries(Object.entries(defaults).filter(([name]) => !(replacedBy[name] ?? []).some(isSet)));
+}
+
 export interface LocalSettings {
   /** `Values` of local.settings.json (empty without the file). */
   values: Record<string, string>;

@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net";
 import { isRecord, triggerOf, type FunctionRegistration } from "./functionRegistration";
 import type { RpcInvocationRequest, RpcInvocationResponse } from "./invokeFunction";
+import { internalErrorProblem, methodNotAllowedProblem, notFoundProblem, type Problem } from "../../shared/reports/Problem";
 import { comparePrecedence, compileRoute, type RouteTemplate } from "./routeTemplate";
 
 export interface HttpServerOptions {
@@ -54,19 +55,29 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     const url = new URL(req.url ?? "/", `http://${host}`);
     const method = (req.method ?? "GET").toUpperCase();
     const path = stripPrefix(url.pathname, prefix);
-    if (path === undefined) return sendJson(res, 404, { error: `not found: routes live under /${prefix}/` });
-    if (method === "GET" && path.replace(/\/+$/, "").toLowerCase() === "health") return sendJson(res, 200, options.health());
+    if (path === undefined) return sendProblem(res, notFoundProblem(`No route here: the functions' routes live under /${prefix}/.`));
+    if (path.replace(/\/+$/, "").toLowerCase() === "health") {
+      if (method === "GET") return sendJson(res, 200, options.health());
+      return sendProblem(res, methodNotAllowedProblem(`/${prefix}/health answers GET only.`), ["GET"]);
+    }
 
     let found: { route: Route; params: Record<string, string> } | undefined;
+    const allowed = new Set<string>();
     for (const route of routes) {
-      if (!route.methods.has(method)) continue;
       const params = route.template.match(path);
-      if (params) {
-        found = { route, params };
-        break;
+      if (!params) continue;
+      if (!route.methods.has(method)) {
+        for (const m of route.methods) allowed.add(m);
+        continue;
       }
+      found = { route, params };
+      break;
     }
-    if (!found) return sendJson(res, 404, { error: `no function serves ${method} /${prefix}/${path}` });
+    if (!found && allowed.size > 0) {
+      const allow = [...allowed].sort();
+      return sendProblem(res, methodNotAllowedProblem(`/${prefix}/${shown(path)} answers ${allow.join(", ")}, not ${shown(method)}.`), allow);
+    }
+    if (!found) return sendProblem(res, notFoundProblem(`No function serves /${prefix}/${shown(path)}.`));
 
     const body = await readBody(req);
     const headers: Record<string, string> = {};
@@ -85,7 +96,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     handle(req, res).catch((error: unknown) => {
       counters.errors++;
       options.error(`HTTP ${req.method} ${req.url} failed: ${error instanceof Error ? error.stack : String(error)}`);
-      if (!res.headersSent) sendJson(res, 500, { error: "the function threw; see the host log" });
+      if (!res.headersSent) sendProblem(res, internalErrorProblem("The function threw; the host log has the cause."));
       else res.end();
     });
   });
@@ -187,4 +198,16 @@ function cookieHeader(cookie: Record<string, unknown>): string {
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
   res.writeHead(status, { "content-type": "application/json; charset=utf-8" }).end(JSON.stringify(body));
+}
+
+/** An RFC 9457 problem body, as the app's own routes answer. */
+function sendProblem(res: ServerResponse, problem: Problem, allow?: readonly string[]): void {
+  const headers: Record<string, string> = { "content-type": "application/problem+json" };
+  if (allow) headers.allow = allow.join(", ");
+  res.writeHead(problem.status, headers).end(JSON.stringify(problem));
+}
+
+/** Request text echoed in a problem, cut to a readable length. */
+function shown(text: string): string {
+  return text.length > 200 ? `${text.slice(0, 200)}…` : text;
 }

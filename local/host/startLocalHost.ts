@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import type { EventStream } from "../EventStream";
-import { applyAppSettings, defaultAppSettings, readLocalSettings, resolveAppSettingReferences } from "./appSettings";
+import { applyAppSettings, defaultAppSettings, defaultsNotReplaced, readLocalSettings, resolveAppSettingReferences } from "./appSettings";
 import { isRecord, triggerOf, type FunctionRegistration } from "./functionRegistration";
 import { invokeFunction, type LogLevel, type LogSink, type RpcInvocationRequest } from "./invokeFunction";
 import { defaultFunctionModules, loadFunctions } from "./loadFunctions";
@@ -73,7 +73,8 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
   const hostLog = (level: LogLevel, message: string) => log({ level, category: "host", functionName: "host", message });
 
   const local = readLocalSettings(rootDir);
-  const restoreEnv = applyAppSettings({ ...defaultAppSettings, ...options.defaultSettings, ...local.values }, options.settings);
+  const defaults = defaultsNotReplaced({ ...defaultAppSettings, ...options.defaultSettings }, [process.env, local.values, options.settings ?? {}]);
+  const restoreEnv = applyAppSettings({ ...defaults, ...local.values }, options.settings);
   const hostJson = readHostJson(rootDir);
 
   const cleanups: (() => Promise<void>)[] = [];

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { COMPARE_MODES, type CompareMode } from "../compliance/ComplianceState";
-import { parseDuration } from "./parseDuration";
+import { MAX_DURATION_MS, parseDuration } from "./parseDuration";
 
 /**
  * The compliance policy file: how each device reports each desired property.
@@ -34,24 +34,34 @@ export class PolicyError extends Error {
 
 const DEFAULT_STALE_AFTER = "10m";
 
-const duration = z.string().superRefine((text, ctx) => {
-  try {
-    parseDuration(text);
-  } catch (error) {
-    ctx.addIssue({ code: "custom", message: (error as Error).message });
-  }
-});
+/** How long a desired value may wait for its report: above zero, and short enough to offset any stored time. */
+const STALE_AFTER_BOUNDS = { minMs: 1, maxMs: MAX_DURATION_MS };
+
+const duration = z
+  .string()
+  .max(64, "must be a duration such as 10m or PT10M")
+  .superRefine((text, ctx) => {
+    try {
+      parseDuration(text, STALE_AFTER_BOUNDS);
+    } catch (error) {
+      ctx.addIssue({ code: "custom", message: (error as Error).message });
+    }
+  });
 
 const segmentText = /^[^.$\s][^.\s]*$/;
+// Twin keys are at most 1 KB and nested at most 10 deep: no real path is longer than this.
+const MAX_PATH_LENGTH = 10 * 1024 + 9;
 const pattern = z
   .string()
   .min(1, "must not be empty")
+  .max(MAX_PATH_LENGTH, `must be at most ${MAX_PATH_LENGTH} characters (10 keys of 1 KB)`)
   .refine((p) => p.split(".").every((s) => s === "*" || segmentText.test(s)), {
     message: "must be dot-separated segments (no empty segment, none starting with $); * matches one segment",
   });
 const template = z
   .string()
   .min(1, "must not be empty")
+  .max(MAX_PATH_LENGTH, `must be at most ${MAX_PATH_LENGTH} characters (10 keys of 1 KB)`)
   .refine((p) => p.split(".").every((s) => /^\$\d+$/.test(s) || segmentText.test(s)), {
     message: "must be dot-separated segments or $1…$n placeholders",
   });
@@ -78,12 +88,12 @@ const ruleSchema = z
 const policySchema = z
   .object({
     staleAfter: duration.default(DEFAULT_STALE_AFTER),
-    rules: z.array(ruleSchema).default([]),
+    rules: z.array(ruleSchema).max(1000, "must have at most 1000 rules").default([]),
   })
   .strict();
 
 /** The policy used when none is configured: every desired leaf compared with `equals` at the same path. */
-export const DEFAULT_POLICY: Policy = { staleAfterMs: parseDuration(DEFAULT_STALE_AFTER), rules: [] };
+export const DEFAULT_POLICY: Policy = { staleAfterMs: parseDuration(DEFAULT_STALE_AFTER, STALE_AFTER_BOUNDS), rules: [] };
 
 /** Validates a parsed policy document; throws PolicyError naming the offending field. */
 export function parsePolicy(document: unknown): Policy {
@@ -93,14 +103,14 @@ export function parsePolicy(document: unknown): Policy {
     throw new PolicyError(`invalid policy: ${issues.join("; ")}`);
   }
   const { staleAfter, rules } = result.data;
-  const staleAfterMs = parseDuration(staleAfter);
+  const staleAfterMs = parseDuration(staleAfter, STALE_AFTER_BOUNDS);
   return {
     staleAfterMs,
     rules: rules.map((rule) => ({
       desired: rule.desired.split("."),
       reported: rule.reported?.split("."),
       compare: rule.compare,
-      staleAfterMs: rule.staleAfter === undefined ? staleAfterMs : parseDuration(rule.staleAfter),
+      staleAfterMs: rule.staleAfter === undefined ? staleAfterMs : parseDuration(rule.staleAfter, STALE_AFTER_BOUNDS),
       repushDrift: rule.repushDrift,
     })),
   };

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { redact } from "../redact";
 import type { Database } from "../store/Database";
 import { cursorParam } from "./deviceCursor";
 import { dashboardPage } from "./dashboardPage";
@@ -7,7 +8,7 @@ import { getDeviceDetail } from "./getDeviceDetail";
 import { listDevices } from "./listDevices";
 import { openApiDocument } from "./openApiDocument";
 import { queueRepushNow } from "../store/repushStore";
-import { conflictProblem, invalidParamsProblem, notFoundProblem, type Problem } from "./Problem";
+import { conflictProblem, invalidParamsProblem, notFoundProblem, storeUnavailableProblem, type Problem } from "./Problem";
 import { filterSchemas, limitParam, parseQuery, sinceParam, toFilters } from "./reportQuery";
 import { streamDevicesCsv, toByteStream } from "./streamDevicesCsv";
 
@@ -25,7 +26,8 @@ export interface ReportResponse {
   body?: string | ReadableStream<Uint8Array>;
 }
 
-export type ReportRoute = (request: ReportRequest, store: () => Promise<Database>) => Promise<ReportResponse>;
+/** `log` receives what a failed store said (the host's log), never the client. */
+export type ReportRoute = (request: ReportRequest, store: () => Promise<Database>, log?: (message: string) => void) => Promise<ReportResponse>;
 
 const noStore = { "cache-control": "no-store" };
 const json = (jsonBody: unknown, status = 200): ReportResponse => ({ status, headers: { ...noStore, "content-type": "application/json" }, jsonBody });
@@ -43,8 +45,7 @@ function pathParam(request: ReportRequest, name: string): { ok: true; value: str
 const twinName = (deviceId: string, moduleId: string | null) =>
   moduleId === null ? `device '${deviceId}'` : `module '${moduleId}' of device '${deviceId}'`;
 
-/** The compliance API's routes, independent of the Functions runtime (functions/complianceApi.ts registers them). */
-export const complianceRoutes = {
+const routes = {
   /** GET compliance/summary */
   async summary(request, store) {
     const q = parseQuery(request.query, { ...filterSchemas, since: sinceParam }, { tags: true });
@@ -93,7 +94,8 @@ export const complianceRoutes = {
         "content-type": "text/csv; charset=utf-8",
         "content-disposition": `attachment; filename="compliance-${stamp}.csv"`,
       },
-      body: toByteStream(streamDevicesCsv(db, toFilters(q.value))),
+      // The first chunk (header and first rows) is read before answering, so a store failure is a 503, not a cut 200.
+      body: toByteStream(await primed(streamDevicesCsv(db, toFilters(q.value)))),
     };
   },
 
@@ -138,3 +140,33 @@ export const complianceRoutes = {
     };
   },
 } satisfies Record<string, ReportRoute>;
+
+/**
+ * The compliance API's routes, independent of the Functions runtime (functions/complianceApi.ts registers
+ * them). Parameters are validated before the store is touched, so whatever a route still throws is the
+ * store failing (or its settings): a 503 problem, the cause logged for the operator, not sent.
+ */
+export const complianceRoutes = Object.fromEntries(
+  Object.entries(routes).map(([name, route]) => [name, answeringStoreFailures(name, route)]),
+) as Record<keyof typeof routes, ReportRoute>;
+
+function answeringStoreFailures(name: string, route: ReportRoute): ReportRoute {
+  return async (request, store, log) => {
+    try {
+      return await route(request, store, log);
+    } catch (error) {
+      log?.(`compliance API ${name}: the store failed: ${redact(error instanceof Error ? error.message : String(error))}`);
+      return { ...problem(storeUnavailableProblem()), headers: { ...noStore, "content-type": "application/problem+json", "retry-after": "5" } };
+    }
+  };
+}
+
+/** `chunks` with its first chunk already read (so its errors surface now), then the rest. */
+async function primed(chunks: AsyncGenerator<string>): Promise<AsyncGenerator<string>> {
+  const first = await chunks.next();
+  return (async function* () {
+    if (first.done) return;
+    yield first.value;
+    yield* chunks;
+  })();
+}

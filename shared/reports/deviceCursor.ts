@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { storableText } from "../twin/storableText";
 
 /** The position after which the next device page starts: the last (deviceId, moduleId) returned. */
 export interface DeviceCursor {
@@ -6,7 +7,9 @@ export interface DeviceCursor {
   moduleId: string;
 }
 
-const cursorJson = z.object({ v: z.literal(1), d: z.string().max(256), m: z.string().max(256) }).strict();
+// Ids as the store holds them: text PostgreSQL can keep (a forged NUL would fail the query, not the parameter).
+const cursorId = z.string().max(256).refine(storableText);
+const cursorJson = z.object({ v: z.literal(1), d: cursorId, m: cursorId }).strict();
 
 /** An opaque cursor: base64url of a small versioned JSON object. */
 export function encodeDeviceCursor(cursor: DeviceCursor): string {

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { storableText } from "../twin/storableText";
 import { complianceStates, type ComplianceState } from "./complianceStates";
 import { invalidParamsProblem, type InvalidParam, type Problem } from "./Problem";
 
@@ -16,10 +17,16 @@ export interface TagFilter {
 }
 
 export const maxTagFilters = 10;
+const maxParamNameLength = 256;
 const printable = /^[^\p{Cc}]+$/u;
+/** Text a parameter may carry into a query: what PostgreSQL can hold (no NUL, no lone surrogate). */
+export const storableParamText = (schema: z.ZodString) =>
+  schema.refine(storableText, "must not contain NUL or an unpaired surrogate (invalid Unicode)");
 
 export const stateParam = z.enum(complianceStates);
-export const propertyParam = z.string().min(1).max(512).regex(printable, "must be a desired property path (printable characters)");
+export const propertyParam = storableParamText(
+  z.string().min(1, "must not be empty").max(512, "must be at most 512 characters").regex(printable, "must be a desired property path (printable characters)"),
+);
 export const limitParam = z
   .string()
   .regex(/^\d{1,4}$/, "must be an integer from 1 to 1000")
@@ -33,8 +40,8 @@ export const sinceParam = z
   .regex(/^\d{1,7}[smhd]$/, "must be a duration such as 90s, 30m, 24h or 7d")
   .transform((s) => Number(s.slice(0, -1)) * sinceUnits[s.slice(-1) as keyof typeof sinceUnits])
   .pipe(z.number().int().min(1, "must be at least 1s").max(maxSinceSeconds, "must be at most 90d"));
-const tagSegment = z.string().min(1, "has an empty path segment").max(128).regex(printable, "must be printable");
-const tagValue = z.string().max(256, "must be at most 256 characters");
+const tagSegment = storableParamText(z.string().min(1, "has an empty path segment").max(128, "has a path segment over 128 characters").regex(printable, "must be printable"));
+const tagValue = storableParamText(z.string().max(256, "must be at most 256 characters"));
 
 type ParamSchemas = Record<string, z.ZodType<unknown, string>>;
 type Parsed<S extends ParamSchemas> = { [K in keyof S]?: z.output<S[K]> };
@@ -55,7 +62,13 @@ export function parseQuery<S extends ParamSchemas>(
   const seen = new Set<string>();
   const value: Record<string, unknown> = {};
   const tags: TagFilter[] = [];
-  for (const [name, raw] of query) {
+  for (const [fullName, raw] of query) {
+    // A name is echoed back in the problem: an oversized one is cut, so the answer stays small.
+    const name = fullName.length > maxParamNameLength ? `${fullName.slice(0, maxParamNameLength)}…` : fullName;
+    if (fullName.length > maxParamNameLength) {
+      invalid.push({ name, reason: `is not a parameter of this route (names are at most ${maxParamNameLength} characters)` });
+      continue;
+    }
     if (seen.has(name)) {
       invalid.push({ name, reason: "must be given at most once" });
       continue;

@@ -53,7 +53,8 @@ const isoUtc = (column: string) => `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-
 export async function* streamDevicesCsv(db: Queryable, filters: ReportFilters, options: CsvExportOptions = {}): AsyncGenerator<string> {
   const now = (options.now ?? new Date()).toISOString();
   const chunkSize = options.chunkSize ?? 5000;
-  yield stringify([[...csvColumns]]);
+  // The header goes out with the first rows, so reading the first chunk runs the first query.
+  let header: string | undefined = stringify([[...csvColumns]]);
   let after: [string, string, string] | undefined;
   for (;;) {
     const params = new SqlParams();
@@ -78,8 +79,11 @@ export async function* streamDevicesCsv(db: Queryable, filters: ReportFilters, o
       params.values,
     );
     const records = z.array(row).parse(rows);
-    if (records.length === 0) return;
-    yield stringify(
+    if (records.length === 0) {
+      if (header !== undefined) yield header;
+      return;
+    }
+    yield (header ?? "") + stringify(
       records.map((r) => [
         inertText(r.device_id),
         inertText(r.module_id),
@@ -93,6 +97,7 @@ export async function* streamDevicesCsv(db: Queryable, filters: ReportFilters, o
         r.state_since,
       ]),
     );
+    header = undefined;
     const last = records.at(-1);
     if (!last || records.length < chunkSize) return;
     after = [last.device_id, last.module_id, last.path];

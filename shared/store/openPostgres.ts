@@ -12,16 +12,26 @@ export interface PostgresOptions {
 export function openPostgres(connection: string | PoolConfig, options: PostgresOptions = {}): Database {
   const base: PoolConfig = typeof connection === "string" ? { connectionString: connection } : connection;
   const pool = new Pool({ ...base, max: options.max ?? 10, ...(options.password ? { password: options.password } : {}) });
-  // An idle client's error (server restart) must not crash the process; the next query reconnects.
+  // An idle client's error (server restart) must not crash the process: pg-pool drops that client and
+  // the next query connects anew. Without this listener Node would exit on the 'error' event.
   pool.on("error", () => undefined);
   return {
     kind: "postgres",
     async query(sql, params = []) {
+      // pool.query listens for the client's 'error' itself and destroys a broken client.
       const result = await pool.query(sql, params as unknown[]);
       return { rows: result.rows };
     },
     async transaction(work) {
       const client = await pool.connect();
+      // A checked-out client has no pool listener: when the server drops between two statements of the
+      // transaction, pg emits 'error' on the client, which must reject this call instead of killing the
+      // process, and the client must be destroyed (release(error)), never handed out again.
+      let broken: Error | undefined;
+      const onError = (error: Error) => {
+        broken ??= error;
+      };
+      client.on("error", onError);
       try {
         await client.query("BEGIN");
         const tx: Queryable = {
@@ -34,10 +44,11 @@ export function openPostgres(connection: string | PoolConfig, options: PostgresO
         await client.query("COMMIT");
         return value;
       } catch (error) {
-        await client.query("ROLLBACK").catch(() => undefined);
+        if (!broken) await client.query("ROLLBACK").catch((rollbackError: Error) => (broken ??= rollbackError));
         throw error;
       } finally {
-        client.release();
+        client.release(broken ?? false);
+        client.removeListener("error", onError);
       }
     },
     async close() {
@@ -45,3 +56,4 @@ export function openPostgres(connection: string | PoolConfig, options: PostgresO
     },
   };
 }
+

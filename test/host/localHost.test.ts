@@ -1,6 +1,7 @@
 import path from "node:path";
 import type { LogSink } from "../../local/host/invokeFunction";
 import { startLocalHost, type LocalHost } from "../../local/host/startLocalHost";
+import { loadConfig } from "../../shared/config";
 import { toTriggerInput } from "../../shared/events/ReceivedEvent";
 import { InMemoryEventStream } from "./InMemoryEventStream";
 import { fixtureRecorder } from "./fixtures/fixtureRecorder";
@@ -211,16 +212,33 @@ describe("HTTP functions", () => {
     expect(await res.text()).toBe("echo:hello");
   });
 
-  test("answers 404 for an unknown route or a method the function does not take", async () => {
+  const problemOf = async (res: Response) => ({ status: res.status, contentType: res.headers.get("content-type"), allow: res.headers.get("allow"), body: (await res.json()) as Record<string, unknown> });
+
+  test("answers an unknown route with a 404 problem+json", async () => {
     const h = await start();
-    expect((await fetch(`http://127.0.0.1:${h.port}/api/nowhere`)).status).toBe(404);
-    expect((await fetch(`http://127.0.0.1:${h.port}/api/echo`)).status).toBe(404);
-    expect((await fetch(`http://127.0.0.1:${h.port}/elsewhere`)).status).toBe(404);
+    for (const url of [`/api/nowhere`, `/elsewhere`, `/api/things`, `/api/${"x".repeat(5000)}`]) {
+      const { status, contentType, body } = await problemOf(await fetch(`http://127.0.0.1:${h.port}${url}`));
+      expect({ url: url.slice(0, 40), status, contentType }).toEqual({ url: url.slice(0, 40), status: 404, contentType: "application/problem+json" });
+      expect(body).toMatchObject({ type: expect.stringMatching(/not-found$/), title: expect.any(String), status: 404, detail: expect.any(String) });
+      expect((body.detail as string).length).toBeLessThan(400);
+    }
   });
 
-  test("answers 500 when the function throws", async () => {
+  test("answers a method the route does not take with a 405 problem+json and an Allow header", async () => {
     const h = await start();
-    expect((await fetch(`http://127.0.0.1:${h.port}/api/fails`)).status).toBe(500);
+    const echo = await problemOf(await fetch(`http://127.0.0.1:${h.port}/api/echo`));
+    expect(echo).toMatchObject({ status: 405, contentType: "application/problem+json", allow: "POST", body: { status: 405, detail: expect.stringContaining("POST") } });
+    const detail = await problemOf(await fetch(`http://127.0.0.1:${h.port}/api/things/dev-1/properties`, { method: "DELETE" }));
+    expect(detail).toMatchObject({ status: 405, allow: "GET" });
+    const health = await problemOf(await fetch(`http://127.0.0.1:${h.port}/api/health`, { method: "POST" }));
+    expect(health).toMatchObject({ status: 405, allow: "GET" });
+  });
+
+  test("answers 500 problem+json when the function throws", async () => {
+    const h = await start();
+    const res = await problemOf(await fetch(`http://127.0.0.1:${h.port}/api/fails`));
+    expect(res).toMatchObject({ status: 500, contentType: "application/problem+json", body: { status: 500 } });
+    expect(JSON.stringify(res.body)).not.toContain("boom");
   });
 
   test("serves GET /api/health with the loaded functions while running", async () => {
@@ -241,5 +259,27 @@ describe("lifecycle", () => {
     await h.stop();
     expect(process.env.FIXTURE_HUB_NAME).toBeUndefined();
     await expect(fetch(`http://127.0.0.1:${h.port}/api/health`)).rejects.toThrow();
+  });
+});
+
+describe("app settings", () => {
+  const saved = { ...process.env };
+  afterEach(() => {
+    process.env = { ...saved };
+  });
+
+  test("lets the user's POLICY_JSON replace the built-in POLICY_PATH, so the settings validate", async () => {
+    delete process.env.POLICY_PATH;
+    process.env.POLICY_JSON = '{"staleAfter":"5m"}';
+    await start();
+    expect(process.env.POLICY_PATH).toBeUndefined();
+    expect(loadConfig(process.env).policy).toEqual({ kind: "inline", json: { staleAfter: "5m" } });
+  });
+
+  test("keeps the built-in POLICY_PATH when the user sets no policy", async () => {
+    delete process.env.POLICY_PATH;
+    delete process.env.POLICY_JSON;
+    await start();
+    expect(loadConfig(process.env).policy).toEqual({ kind: "file", path: expect.stringMatching(/demo-policy\.json$/) });
   });
 });

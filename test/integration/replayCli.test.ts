@@ -1,9 +1,10 @@
 import { execFile } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { main } from "../../local/cli/main";
+import { openPglite } from "../../shared/store/openPglite";
 
 const FIXTURES = join(__dirname, "..", "fixtures", "replay");
 const EVENTS = join(FIXTURES, "two-devices.jsonl");
@@ -87,6 +88,77 @@ describe("twin-reconciler replay", () => {
     expect(err).toMatch(message);
     expect(err.trim().split("\n")).toHaveLength(1);
   });
+
+  describe("hostile files", () => {
+    const [first, second] = readFileSync(EVENTS, "utf8").split("\n");
+    const fileOf = (lines: string[]) => {
+      const file = join(mkdtempSync(join(tmpdir(), "replay-")), "events.jsonl");
+      writeFileSync(file, lines.join("\n"));
+      return file;
+    };
+
+    test("skips a line one byte over the 4 MiB cap, naming its number and why, and goes on", async () => {
+      const cap = 4 * 1024 * 1024;
+      const long = `{"pad":"${"x".repeat(cap + 1 - 10)}"}`;
+      expect(Buffer.byteLength(long)).toBe(cap + 1);
+      const { code, out, err } = await cli(["replay", fileOf([first!, long, second!]), "--json"]);
+      expect({ code, err }).toEqual({ code: 0, err: "" });
+      const report = JSON.parse(out);
+      expect(report.deadLetters).toEqual([{ line: 2, reason: `line is ${cap + 1} bytes, over the ${cap}-byte cap; skipped` }]);
+      expect(report.summary.events).toMatchObject({ applied: 2, deadLettered: 1 });
+    });
+
+    test("reads a line of exactly the cap", async () => {
+      const cap = 4 * 1024 * 1024;
+      const full = `{"pad":"${"x".repeat(cap - 10)}"}`;
+      const { code, out } = await cli(["replay", fileOf([full, first!]), "--json"]);
+      expect(code).toBe(0);
+      const report = JSON.parse(out);
+      expect(report.deadLetters).toEqual([{ line: 1, reason: expect.stringMatching(/not an Event Hubs event/) }]);
+      expect(report.summary.events.applied).toBe(1);
+    });
+
+    test("accepts a UTF-8 BOM before the first line", async () => {
+      const { code, out } = await cli(["replay", fileOf([`\uFEFF${first!}`, second!]), "--json"]);
+      expect(code).toBe(0);
+      const report = JSON.parse(out);
+      expect(report.deadLetters).toEqual([]);
+      expect(report.summary.events).toMatchObject({ applied: 2, deadLettered: 0 });
+    });
+
+    test("reads CRLF line ends and a last line without one", async () => {
+      const { out } = await cli(["replay", fileOf([`${first!}\r`, second!]), "--json"]);
+      expect(JSON.parse(out).summary.events).toMatchObject({ applied: 2, deadLettered: 0 });
+    });
+  });
+
+  test.each([
+    [["replay", EVENTS, "--db", "postgres://app:s3cret-pw@db.example:99999/twins"], /--db must be a postgres/],
+    [["replay", EVENTS, "--db", "postgresql://app:s3cret-pw@[bad/twins"], /--db must be a postgres/],
+    [["replay", EVENTS, "--db", "mysql://app:s3cret-pw@db.example/twins"], /--db must be a postgres/],
+    [["replay", EVENTS, "--db", EVENTS], /is a file/],
+    [["replay", FIXTURES], /not a file/],
+  ])("exits 2 with one line, never a password, for the unusable arguments %j", async (args, message) => {
+    const { code, err, out } = await cli(args);
+    expect({ code, out }).toEqual({ code: 2, out: "" });
+    expect(err).toMatch(message);
+    expect(err).not.toContain("s3cret-pw");
+    expect(err.trim().split("\n")).toHaveLength(1);
+  });
+
+  test("names a PGlite folder already in use, and what to do, in one line", async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), "replay-")), "pglite");
+    const holder = await openPglite(dir);
+    try {
+      const { code, err } = await cli(["replay", EVENTS, "--db", dir]);
+      expect(code).toBe(1);
+      expect(err).toContain(`the PGlite data folder ${dir} is in use by process ${process.pid}`);
+      expect(err).toMatch(/PGLITE_DATA_DIR/);
+      expect(err.trim().split("\n")).toHaveLength(1);
+    } finally {
+      await holder.close();
+    }
+  }, 30_000);
 
   test("exits 2 naming the field of an invalid policy", async () => {
     const dir = mkdtempSync(join(tmpdir(), "replay-"));

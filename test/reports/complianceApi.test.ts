@@ -315,6 +315,34 @@ describe.each(reportStores())("compliance API on %s", (_name, openStore) => {
       ["/api/compliance/devices.csv?property=", "property"],
       ["/api/compliance/devices/dev-a?moduleId=", "moduleId"],
       ["/api/compliance/devices/dev%20a", "deviceId"],
+      // NUL, which PostgreSQL text cannot hold, in every filter of every report
+      ["/api/compliance/summary?tag.site=%00", "tag.site"],
+      ["/api/compliance/devices?tag.site=%00", "tag.site"],
+      ["/api/compliance/devices.csv?tag.site=%00", "tag.site"],
+      ["/api/compliance/summary?tag.site=paris%00", "tag.site"],
+      ["/api/compliance/devices?property=firmware%00.version", "property"],
+      ["/api/compliance/devices?q=dev%00", "q"],
+      ["/api/compliance/devices/dev-a?moduleId=m%00", "moduleId"],
+      ["/api/compliance/devices/dev%00a", "deviceId"],
+      // oversized values
+      [`/api/compliance/summary?tag.site=${"p".repeat(257)}`, "tag.site"],
+      [`/api/compliance/summary?tag.${"s".repeat(129)}=x`, `tag.${"s".repeat(129)}`],
+      [`/api/compliance/devices?property=${"a".repeat(513)}`, "property"],
+      [`/api/compliance/devices?q=${"d".repeat(129)}`, "q"],
+      [`/api/compliance/devices/${"d".repeat(129)}`, "deviceId"],
+      [`/api/compliance/devices?${"n".repeat(300)}=1`, `${"n".repeat(256)}…`],
+      // forged cursors of every shape
+      ["/api/compliance/devices?cursor=%21%21%21", "cursor"],
+      [`/api/compliance/devices?cursor=${"A".repeat(1200)}`, "cursor"],
+      [`/api/compliance/devices?cursor=${Buffer.from("not json at all").toString("base64url")}`, "cursor"],
+      [`/api/compliance/devices?cursor=${Buffer.from("[1,2]").toString("base64url")}`, "cursor"],
+      [`/api/compliance/devices?cursor=${Buffer.from('{"v":2,"d":"dev-a","m":""}').toString("base64url")}`, "cursor"],
+      [`/api/compliance/devices?cursor=${Buffer.from('{"v":1,"d":"dev-a","m":"","x":1}').toString("base64url")}`, "cursor"],
+      [`/api/compliance/devices?cursor=${Buffer.from('{"v":1,"d":"dev-a","m":null}').toString("base64url")}`, "cursor"],
+      [`/api/compliance/devices?cursor=${Buffer.from('{"v":1,"d":"dev\\u0000a","m":""}').toString("base64url")}`, "cursor"],
+      [`/api/compliance/devices?cursor=${Buffer.from('{"v":1,"d":"dev-a","m":"\\u0000"}').toString("base64url")}`, "cursor"],
+      [`/api/compliance/devices?cursor=${Buffer.from('{"v":1,"d":"dev\\ud800a","m":""}').toString("base64url")}`, "cursor"],
+      [`/api/compliance/devices?cursor=${Buffer.from(`{"v":1,"d":"${"d".repeat(300)}","m":""}`).toString("base64url")}`, "cursor"],
     ])("%s answers 400 naming %s", async (url, name) => {
       const { status, contentType, body } = await getJson(url);
       expect([status, contentType]).toEqual([400, "application/problem+json"]);

@@ -127,6 +127,37 @@ describe("loadConfig", () => {
     expect(error.issues.map((i) => i.setting).sort()).toEqual(["IOTHUB_HOST_NAME", "POSTGRES_PORT"]);
   });
 
+  it.each([
+    ["HUB_TWIN_OPS_PER_SECOND", "0.0000001", /from 0\.1 to 10000/],
+    ["HUB_TWIN_OPS_PER_SECOND", "0.09", /from 0\.1 to 10000/],
+    ["HUB_TWIN_OPS_PER_SECOND", "10001", /from 0\.1 to 10000/],
+    ["HUB_TWIN_OPS_PER_SECOND", "1e3", /from 0\.1 to 10000/],
+    ["REPUSH_LEASE", "3000000d", /too long: at most 1d/],
+    ["REPUSH_LEASE", "P99999999D", /too long: at most 1d/],
+    ["REPUSH_LEASE", "500ms", /too short: at least 1s/],
+    ["REPUSH_BACKOFF_BASE", "2d", /too long: at most 1d/],
+    ["REPUSH_BACKOFF_BASE", "0s", /too short: at least 1s/],
+    ["REPUSH_BACKOFF_CAP", "30d", /too long: at most 7d/],
+    ["REPUSH_BACKOFF_CAP", `${"9".repeat(400)}h`, /too long: at most 7d/],
+    ["REPUSH_SCHEDULE", "0 0 0 31 4 *", /never fires/],
+    ["REPUSH_SCHEDULE", "0 0 0 30 2 *", /never fires/],
+  ])("refuses %s=%s, naming the bound", (name, value, problem) => {
+    const error = configError({ [name]: value });
+    expect(error.issues).toEqual([{ setting: name, problem: expect.stringMatching(problem) }]);
+    expect(error.message.split("\n")).toHaveLength(2);
+  });
+
+  it("accepts every bound itself", () => {
+    const config = loadConfig({
+      HUB_TWIN_OPS_PER_SECOND: "0.1",
+      REPUSH_LEASE: "1d",
+      REPUSH_BACKOFF_BASE: "1s",
+      REPUSH_BACKOFF_CAP: "P7D",
+      REPUSH_SCHEDULE: "0 0 0 29 2 *",
+    });
+    expect(config).toMatchObject({ hubTwinOpsPerSecond: 0.1, repush: { leaseMs: 86_400_000, backoffBaseMs: 1000, backoffCapMs: 7 * 86_400_000 } });
+  });
+
   it("requires a cap no shorter than the back-off base", () => {
     expect(configError({ REPUSH_BACKOFF_BASE: "10m", REPUSH_BACKOFF_CAP: "5m" }).issues).toEqual([
       { setting: "REPUSH_BACKOFF_CAP", problem: "must be at least REPUSH_BACKOFF_BASE" },

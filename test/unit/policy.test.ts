@@ -36,6 +36,28 @@ describe("parsePolicy", () => {
     expect(() => parsePolicy(document)).toThrow(field);
   });
 
+  test.each([
+    [{ staleAfter: "3000000d" }, "policy.staleAfter", /too long: at most 365d/],
+    [{ staleAfter: "P99999999D" }, "policy.staleAfter", /too long: at most 365d/],
+    [{ staleAfter: "366d" }, "policy.staleAfter", /too long: at most 365d/],
+    [{ staleAfter: `${"9".repeat(400)}s` }, "policy.staleAfter", /must be a duration/],
+    [{ staleAfter: "0s" }, "policy.staleAfter", /too short: at least 1ms/],
+    [{ staleAfter: "PT0S" }, "policy.staleAfter", /too short: at least 1ms/],
+    [{ rules: [{ desired: "a", staleAfter: "P400D" }] }, "policy.rules[0].staleAfter", /too long: at most 365d/],
+    [{ rules: Array.from({ length: 1001 }, (_, i) => ({ desired: `p${i}` })) }, "policy.rules", /at most 1000 rules/],
+    [{ rules: [{ desired: "a".repeat(20_000) }] }, "policy.rules[0].desired", /at most/],
+  ])("refuses out-of-bounds case %#, naming the field and the bound", (document, field, bound) => {
+    expect(() => parsePolicy(document)).toThrow(PolicyError);
+    expect(() => parsePolicy(document)).toThrow(field);
+    expect(() => parsePolicy(document)).toThrow(bound);
+  });
+
+  test("accepts staleAfter up to 365 days, which any stored time can still be offset by", () => {
+    expect(parsePolicy({ staleAfter: "365d" }).staleAfterMs).toBe(365 * 86_400_000);
+    expect(parsePolicy({ staleAfter: "P365D", rules: [{ desired: "a", staleAfter: "1s" }] }).rules[0]?.staleAfterMs).toBe(1000);
+    expect(new Date(Date.parse("9999-12-31T23:59:59Z") + 365 * 86_400_000).toISOString()).toMatch(/^\+010000/);
+  });
+
   test("refuses text that is not JSON", () => {
     expect(() => parsePolicyText("{ rules: ")).toThrow(/not JSON/);
   });
@@ -56,6 +78,23 @@ describe("parseDuration", () => {
 
   test.each(["", "10", "m", "PT", "P", "10 minutes", "-5m"])("refuses %j", (text) => {
     expect(() => parseDuration(text)).toThrow(/not a duration/);
+  });
+
+  test("refuses by default what setTimeout cannot wait (over 2^31-1 ms), naming the field", () => {
+    expect(parseDuration("24d")).toBe(24 * 86_400_000);
+    expect(parseDuration(`${2 ** 31 - 1}ms`)).toBe(2 ** 31 - 1);
+    expect(() => parseDuration(`${2 ** 31}ms`, { name: "--duration" })).toThrow(/^--duration "2147483648ms" is too long: at most 24\.8d$/);
+    expect(() => parseDuration("3000000d", { name: "REPUSH_LEASE" })).toThrow(/REPUSH_LEASE .*too long/);
+    expect(() => parseDuration(`${"9".repeat(400)}d`)).toThrow(/too long/);
+  });
+
+  test("never accepts more than 365 days, whatever the caller asks", () => {
+    expect(parseDuration("365d", { maxMs: Number.MAX_SAFE_INTEGER })).toBe(365 * 86_400_000);
+    expect(() => parseDuration("366d", { maxMs: Number.MAX_SAFE_INTEGER })).toThrow(/at most 365d/);
+  });
+
+  test("refuses a value below the caller's minimum, naming it", () => {
+    expect(() => parseDuration("10ms", { name: "staleAfter", minMs: 1000 })).toThrow(/^staleAfter "10ms" is too short: at least 1s$/);
   });
 });
 
