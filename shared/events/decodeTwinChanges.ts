@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { isTwinId, TWIN_ID_RULE } from "../twin/isTwinId";
 import { isJsonObject, type Json, type JsonObject } from "../twin/json";
+import { storableText } from "../twin/storableText";
 import { storableTime } from "../twin/storableTime";
 import type { Twin, TwinKey } from "../twin/Twin";
 import { MAX_DEPTH, storableDeadLetter } from "./storableDeadLetter";
@@ -51,7 +52,7 @@ const LIFECYCLE_SOURCE = "devicelifecycleevents";
  */
 const metadataArray = z.array(z.unknown());
 const partitionIdSchema = z.union([
-  z.string().min(1).max(128).refine((text) => storableString(text)),
+  z.string().min(1).max(128).refine((text) => storableText(text)),
   z.number().int().nonnegative().transform(String),
 ]);
 
@@ -177,8 +178,27 @@ function readMetadata(triggerMetadata: unknown): TriggerMetadata {
 type DecodedTwinChange = Omit<TwinChangeEvent, "sequenceNumber" | "partitionId" | "index">;
 type DecodedLifecycle = Omit<LifecycleEvent, "sequenceNumber" | "partitionId" | "index">;
 
-function decodeTwinChange(message: unknown, properties: Record<string, unknown>, systemProperties: Record<string, unknown>, enqueuedTimeUtc: unknown): DecodedTwinChange | string {
-  const opType = twinOpType.safeParse(own(properties, "opType"));
+interface DecodedEnvelope<Op, Body> {
+  opType: Op;
+  key: TwinKey;
+  body: Body;
+  enqueuedTime: string;
+}
+
+/**
+ * What every notification this decoder takes has in common: its opType (from `opTypes`), the twin
+ * it is about (application or connection properties), a JSON body of `schema`'s shape with nothing
+ * the store cannot hold, and a usable enqueued time. A string is the dead letter's reason.
+ */
+function decodeEnvelope<Op extends string, Body>(
+  opTypes: z.ZodType<Op>,
+  schema: z.ZodType<Body>,
+  message: unknown,
+  properties: Record<string, unknown>,
+  systemProperties: Record<string, unknown>,
+  enqueuedTimeUtc: unknown,
+): DecodedEnvelope<Op, Body> | string {
+  const opType = opTypes.safeParse(own(properties, "opType"));
   if (!opType.success) return `application properties: opType: ${opType.error.issues[0]?.message ?? "invalid"}`;
   const key = twinKeyOf(properties, systemProperties);
   if (typeof key === "string") return key;
@@ -187,22 +207,27 @@ function decodeTwinChange(message: unknown, properties: Record<string, unknown>,
   if (typeof body === "string") return body;
   const unusable = findUnusable(body);
   if (unusable) return `body ${unusable}`;
-  const parsed = bodySchema.safeParse(body);
+  const parsed = schema.safeParse(body);
   if (!parsed.success) return `body: ${formatIssues(parsed.error)}`;
 
   const enqueuedTime = enqueuedTimeOf(properties, systemProperties, enqueuedTimeUtc);
   if (!enqueuedTime) return "no usable enqueued time (enqueuedTimeUtc, iothub-enqueuedtime or operationTimestamp)";
+  return { opType: opType.data, key, body: parsed.data, enqueuedTime };
+}
 
-  const { version, etag, tags, properties: sections } = parsed.data;
+function decodeTwinChange(message: unknown, properties: Record<string, unknown>, systemProperties: Record<string, unknown>, enqueuedTimeUtc: unknown): DecodedTwinChange | string {
+  const envelope = decodeEnvelope(twinOpType, bodySchema, message, properties, systemProperties, enqueuedTimeUtc);
+  if (typeof envelope === "string") return envelope;
+  const { version, etag, tags, properties: sections } = envelope.body;
   return {
-    key,
-    opType: opType.data,
+    key: envelope.key,
+    opType: envelope.opType,
     version,
     etag,
     tags: tags as JsonObject | undefined,
     desired: sections?.desired as JsonObject | undefined,
     reported: sections?.reported as JsonObject | undefined,
-    enqueuedTime,
+    enqueuedTime: envelope.enqueuedTime,
   };
 }
 
@@ -211,24 +236,13 @@ function decodeTwinChange(message: unknown, properties: Record<string, unknown>,
  * ids as for twin changes, the body the twin at that moment (IoT Hub sends it on delete too).
  */
 function decodeLifecycle(message: unknown, properties: Record<string, unknown>, systemProperties: Record<string, unknown>, enqueuedTimeUtc: unknown): DecodedLifecycle | string {
-  const opType = lifecycleOpType.safeParse(own(properties, "opType"));
-  if (!opType.success) return `application properties: opType: ${opType.error.issues[0]?.message ?? "invalid"}`;
-  const key = twinKeyOf(properties, systemProperties);
-  if (typeof key === "string") return key;
-
-  const body = parseBody(message);
-  if (typeof body === "string") return body;
-  const unusable = findUnusable(body);
-  if (unusable) return `body ${unusable}`;
-  const parsed = lifecycleBodySchema.safeParse(body);
-  if (!parsed.success) return `body: ${formatIssues(parsed.error)}`;
-  const { version, etag, tags, properties: sections, deviceId, moduleId } = parsed.data;
+  const envelope = decodeEnvelope(lifecycleOpType, lifecycleBodySchema, message, properties, systemProperties, enqueuedTimeUtc);
+  if (typeof envelope === "string") return envelope;
+  const { key, opType, enqueuedTime } = envelope;
+  const { version, etag, tags, properties: sections, deviceId, moduleId } = envelope.body;
   if (deviceId !== undefined && deviceId !== key.deviceId) return "body: deviceId differs from the event's device id";
   if (typeof moduleId === "string" && moduleId !== "" && moduleId !== key.moduleId) return "body: moduleId differs from the event's module id";
-  if (version === undefined && opType.data === "createDeviceIdentity") return "body: version: a created identity's twin must carry its version";
-
-  const enqueuedTime = enqueuedTimeOf(properties, systemProperties, enqueuedTimeUtc);
-  if (!enqueuedTime) return "no usable enqueued time (enqueuedTimeUtc, iothub-enqueuedtime or operationTimestamp)";
+  if (version === undefined && opType === "createDeviceIdentity") return "body: version: a created identity's twin must carry its version";
 
   const twin: Twin | undefined =
     version === undefined
@@ -242,7 +256,7 @@ function decodeLifecycle(message: unknown, properties: Record<string, unknown>, 
           desired: (sections?.desired as JsonObject | undefined) ?? {},
           reported: (sections?.reported as JsonObject | undefined) ?? {},
         };
-  return { key, opType: opType.data, twin, enqueuedTime };
+  return { key, opType, twin, enqueuedTime };
 }
 
 /** "Now" for event-time evaluation: the first usable of the enqueued times, else IoT Hub's operation timestamp. */
@@ -320,14 +334,14 @@ function findUnusable(body: unknown): string | undefined {
     const [node, path, depth] = stack.pop() as [unknown, string, number];
     const where = path || "(root)";
     if (typeof node === "string") {
-      if (!storableString(node)) return `has a string that PostgreSQL cannot store at ${where}`;
+      if (!storableText(node)) return `has a string that PostgreSQL cannot store at ${where}`;
     } else if (typeof node === "number") {
       if (!Number.isFinite(node)) return `has a non-finite number at ${where}`;
     } else if (typeof node === "object" && node !== null) {
       if (depth > MAX_DEPTH) return `is nested more than ${MAX_DEPTH} levels deep (a twin allows 10)`;
       const isArray = Array.isArray(node);
       for (const key of Object.keys(node)) {
-        if (!storableString(key)) return `has a key that PostgreSQL cannot store at ${where}`;
+        if (!storableText(key)) return `has a key that PostgreSQL cannot store at ${where}`;
         const child = (node as Record<string, unknown>)[key];
         const childPath = path ? `${path}.${key}` : key;
         if (!isArray) {
@@ -349,10 +363,6 @@ function badBookkeeping(key: string, value: unknown): string | undefined {
   }
   if (key === "$lastUpdated") return storableTime(value) === undefined ? "a $lastUpdated that is not a date within years 0001–9999" : undefined;
   return undefined;
-}
-
-function storableString(text: string): boolean {
-  return !text.includes("\u0000") && text.isWellFormed();
 }
 
 function bodyForRecord(message: unknown): unknown {

@@ -1,4 +1,5 @@
 import type { Json, JsonObject } from "../twin/json";
+import { storableText } from "../twin/storableText";
 import type { DeadLetter } from "./decodeTwinChanges";
 
 /** Deeper than any twin (IoT Hub allows 10 levels): what lies below is cut from a dead letter. */
@@ -103,7 +104,7 @@ function copyStorable(value: unknown, depth: number, changes: Alterations): Json
 }
 
 function escapeText(value: string, changes: Alterations): string {
-  if (!value.includes("\u0000") && value.isWellFormed()) return value;
+  if (storableText(value)) return value;
   changes.escaped = true;
   return value.replaceAll("\u0000", "\\u0000").toWellFormed();
 }
