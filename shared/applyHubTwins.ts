@@ -75,7 +75,7 @@ export async function applyHubTwins(deps: ApplyHubTwinsDeps, twins: readonly Twi
     for (const [id, twin] of latest) {
       let state = stored.get(id);
       const overtaken = options.storedBeforeRead !== undefined && options.storedBeforeRead.get(id) !== state?.twin.version;
-      const verdict = judgeHubTwin(twin, state && { version: state.twin.version, resyncNeeded: state.resyncNeeded }, overtaken ? "eventual" : options.consistency);
+      const verdict = judgeHubTwin(twin, state && { version: state.twin.version, resyncNeeded: state.resyncNeeded, twin: state.twin }, overtaken ? "eventual" : options.consistency);
       if (verdict === "older") {
         result.older++;
         continue;
@@ -104,11 +104,23 @@ export type HubTwinVerdict = "apply" | "unchanged" | "older" | "recreated";
  * for that id before the read (undefined: none). The one rule for a device deleted and created
  * again without a lifecycle event: a strong read (getTwin) lower than a version we already had is a
  * new twin under the same id; an eventual read (query) lower than it is merely behind.
+ * At the same version the hub's twin is the truth: a stored copy that differs from it (a change
+ * whose event was lost while a later event carried the version forward) is rewritten, so a sync
+ * pass heals what gap detection could not see.
  */
-export function judgeHubTwin(twin: Twin, known: { version: number; resyncNeeded: boolean } | undefined, consistency: ApplyHubTwinsOptions["consistency"]): HubTwinVerdict {
+export function judgeHubTwin(
+  twin: Twin,
+  known: { version: number; resyncNeeded: boolean; twin?: Twin } | undefined,
+  consistency: ApplyHubTwinsOptions["consistency"],
+): HubTwinVerdict {
   if (!known || twin.version > known.version) return "apply";
   if (twin.version < known.version) return consistency === "eventual" ? "older" : "recreated";
-  return known.resyncNeeded ? "apply" : "unchanged";
+  if (known.resyncNeeded) return "apply";
+  return known.twin === undefined || sameSections(known.twin, twin) ? "unchanged" : "apply";
+}
+
+function sameSections(a: Twin, b: Twin): boolean {
+  return jsonEqual(a.desired, b.desired) && jsonEqual(a.reported, b.reported) && jsonEqual(a.tags, b.tags);
 }
 
 /** The history detail of the old twin's records when the id turned out to hold a new twin. */

@@ -82,6 +82,14 @@ describe.each(testDatabases)("applyHubTwins on $name", ({ open }) => {
     ]);
   });
 
+  test("rewrites a stored copy at the hub's version whose content differs from the hub's twin (a lost change)", async () => {
+    await applyHubTwins({ db, policy, clock }, [hubTwin("d-lost", 8, { mode: "eco" }, {})], { consistency: "eventual" });
+    // The device's report at version 8 never reached the store, yet a later event set the version.
+    const result = await applyHubTwins({ db, policy, clock }, [hubTwin("d-lost", 8, { mode: "eco" }, { mode: "eco" })], { consistency: "eventual" });
+    expect(result).toMatchObject({ applied: 1, unchanged: 0 });
+    expect(await records(db, "d-lost")).toEqual(["mode=compliant"]);
+  });
+
   test("clears resyncNeeded when the hub's twin has the flagged twin's version", async () => {
     await applyHubTwins({ db, policy, clock }, [hubTwin("d-flag", 6, { mode: "eco" }, {})], { consistency: "strong" });
     await db.query("UPDATE twins SET resync_needed = true WHERE device_id = 'd-flag'");
