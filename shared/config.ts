@@ -167,6 +167,14 @@ export const settingsSchema = z.object({
   REPUSH_DRY_RUN: setting({ description: "Decide re-pushes but never write twins (default false)" }, boolean),
   REPUSH_LEASE: setting({ description: "How long a timer run holds its claim on a device (default 5m)" }, positiveDuration),
   AZURE_CLIENT_ID: setting({ description: "Client ID of the user-assigned managed identity (DefaultAzureCredential)" }, uuid),
+  // Fleet sync and the resync queue (shared/sync).
+  FLEET_SYNC_SCHEDULE: setting({ description: "NCRONTAB schedule that starts a fleet sync pass (default daily, 03:00)" }, ncrontab),
+  FLEET_SYNC_PAGE_SIZE: setting({ description: "Twins per twin-query page (x-ms-max-item-count; default 1000)" }, integer(1, 10_000)),
+  FLEET_SYNC_RUN_BUDGET: setting({ description: "How long one timer run works on a sync pass before saving its place (default 4m)" }, positiveDuration),
+  HUB_QUERIES_PER_MINUTE: setting({ description: "Twin queries per minute the app may use (default 20: S1, one unit)" }, integer(1, 10_000)),
+  RESYNC_SCHEDULE: setting({ description: "NCRONTAB schedule of the resync queue, which also continues an unfinished pass (default every minute)" }, ncrontab),
+  RESYNC_BACKOFF_BASE: setting({ description: "First back-off of a twin whose resync failed (default 1m)" }, positiveDuration),
+  RESYNC_BACKOFF_CAP: setting({ description: "Longest resync back-off (default 1h)" }, positiveDuration),
 });
 
 type SettingName = keyof typeof settingsSchema.shape;
@@ -203,6 +211,16 @@ export interface RepushConfig {
   leaseMs: number;
 }
 
+export interface FleetSyncConfig {
+  schedule: string;
+  pageSize: number;
+  runBudgetMs: number;
+  queriesPerMinute: number;
+  resyncSchedule: string;
+  resyncBackoffBaseMs: number;
+  resyncBackoffCapMs: number;
+}
+
 export interface Config {
   store: StoreConfig;
   hub: HubConfig;
@@ -210,6 +228,7 @@ export interface Config {
   policy: PolicySource;
   twinEvents: { hubName: string; consumerGroup: string };
   repush: RepushConfig;
+  fleetSync: FleetSyncConfig;
   azureClientId: string | undefined;
 }
 
@@ -247,6 +266,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     const { REPUSH_BACKOFF_BASE: base, REPUSH_BACKOFF_CAP: cap } = parsed.data;
     if (orDefault(cap, 3_600_000) < orDefault(base, 120_000)) {
       issues.push({ setting: "REPUSH_BACKOFF_CAP", problem: "must be at least REPUSH_BACKOFF_BASE" });
+    }
+    if (orDefault(parsed.data.RESYNC_BACKOFF_CAP, 3_600_000) < orDefault(parsed.data.RESYNC_BACKOFF_BASE, 60_000)) {
+      issues.push({ setting: "RESYNC_BACKOFF_CAP", problem: "must be at least RESYNC_BACKOFF_BASE" });
     }
   }
   if (!parsed.success || issues.length > 0) throw new ConfigError(issues);
@@ -301,6 +323,15 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxAttempts: orDefault(s.REPUSH_MAX_ATTEMPTS, 5),
       dryRun: orDefault(s.REPUSH_DRY_RUN, false),
       leaseMs: orDefault(s.REPUSH_LEASE, 300_000),
+    },
+    fleetSync: {
+      schedule: orDefault(s.FLEET_SYNC_SCHEDULE, "0 0 3 * * *"),
+      pageSize: orDefault(s.FLEET_SYNC_PAGE_SIZE, 1000),
+      runBudgetMs: orDefault(s.FLEET_SYNC_RUN_BUDGET, 240_000),
+      queriesPerMinute: orDefault(s.HUB_QUERIES_PER_MINUTE, 20),
+      resyncSchedule: orDefault(s.RESYNC_SCHEDULE, "30 * * * * *"),
+      resyncBackoffBaseMs: orDefault(s.RESYNC_BACKOFF_BASE, 60_000),
+      resyncBackoffCapMs: orDefault(s.RESYNC_BACKOFF_CAP, 3_600_000),
     },
     azureClientId: s.AZURE_CLIENT_ID,
   };

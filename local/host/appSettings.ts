@@ -19,6 +19,8 @@ export const defaultAppSettings: Readonly<Record<string, string>> = {
   TWIN_EVENTS_CONSUMER_GROUP: "$Default",
   TwinEvents__fullyQualifiedNamespace: "localhost",
   REPUSH_SCHEDULE: "0 * * * * *",
+  FLEET_SYNC_SCHEDULE: "0 0 3 * * *",
+  RESYNC_SCHEDULE: "30 * * * * *",
 };
 
 export interface LocalSettings {
