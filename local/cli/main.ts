@@ -8,8 +8,13 @@ import { openStore } from "../../shared/store/openStore";
 import type { StoreConfig } from "../../shared/config";
 import { redact } from "../../shared/redact";
 import { formatReplayReport, replayFile } from "./replay";
+import { formatSyncReport, runSyncCommand, SyncSetupError } from "./sync";
+import { ConfigError, loadConfig } from "../../shared/config";
+import { loadPolicy } from "../../shared/loadPolicy";
 
-const USAGE = "usage: twin-reconciler replay FILE.jsonl [--policy FILE] [--db DIR|URL] [--now ISO] [--json]";
+const USAGE =
+  "usage: twin-reconciler replay FILE.jsonl [--policy FILE] [--db DIR|URL] [--now ISO] [--json]\n" +
+  "       twin-reconciler sync [--policy FILE] [--db DIR|URL] [--json]   (the hub from IOTHUB_CONNECTION_STRING or IOTHUB_HOST_NAME)";
 
 /** A problem with the arguments: printed as one line, exit code 2. */
 class UsageError extends Error {}
@@ -20,6 +25,31 @@ export async function main(argv: readonly string[], out: (text: string) => void 
   try {
     const { positionals, values } = parseArgsOrThrow(argv);
     const [command, file, ...extra] = positionals;
+    if (command === "sync") {
+      if (file !== undefined) throw new UsageError(`unexpected argument "${file}"; ${USAGE}`);
+      let config;
+      try {
+        config = loadConfig(process.env);
+      } catch (error) {
+        if (error instanceof ConfigError) throw new UsageError(error.message);
+        throw error;
+      }
+      let syncPolicy: Policy;
+      try {
+        syncPolicy = values.policy !== undefined ? loadPolicyFile(values.policy) : loadPolicy(config.policy);
+      } catch (error) {
+        throw new UsageError((error as Error).message);
+      }
+      db = values.db !== undefined ? await openDatabase(values.db) : await openStore(config);
+      try {
+        const report = await runSyncCommand({ db, policy: syncPolicy, config, progress: (line) => err(`${line}\n`) });
+        out(values.json ? `${JSON.stringify(report)}\n` : `${formatSyncReport(report)}\n`);
+      } catch (error) {
+        if (error instanceof SyncSetupError) throw new UsageError(error.message);
+        throw error;
+      }
+      return 0;
+    }
     if (command !== "replay") throw new UsageError(command ? `unknown command "${command}"; ${USAGE}` : USAGE);
     if (!file) throw new UsageError(`replay needs a FILE.jsonl; ${USAGE}`);
     if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"; ${USAGE}`);

@@ -157,7 +157,7 @@ export async function markSeen(db: Queryable, passId: number, keys: readonly Twi
 
 /**
  * Stored twins pass `pass` did not see, first stored before it started (a twin the event path
- * stored during the pass is not its business), in key order after `after` (`device\u0000module`).
+ * stored during the pass is not its business), in key order after `after` (a `keyCursor`).
  */
 export async function unseenTwins(db: Queryable, pass: Pick<SyncPass, "id" | "startedAt">, after: string | null, limit: number): Promise<TwinKey[]> {
   const [deviceId, moduleId] = after === null ? ["", ""] : splitCursor(after);
@@ -175,11 +175,13 @@ export async function unseenTwins(db: Queryable, pass: Pick<SyncPass, "id" | "st
   });
 }
 
-export const keyCursor = (key: TwinKey): string => `${key.deviceId}\u0000${key.moduleId ?? ""}`;
+/** The confirmation phase's place: the last twin key handled, as JSON text (ids may hold any character but NUL). */
+export const keyCursor = (key: TwinKey): string => JSON.stringify([key.deviceId, key.moduleId ?? ""]);
 
 function splitCursor(cursor: string): [string, string] {
-  const at = cursor.indexOf("\u0000");
-  return at < 0 ? [cursor, ""] : [cursor.slice(0, at), cursor.slice(at + 1)];
+  const parsed = z.tuple([z.string(), z.string()]).safeParse(JSON.parse(cursor));
+  if (!parsed.success) throw new Error("fleet sync: the stored confirmation cursor is not a twin key");
+  return parsed.data;
 }
 
 /** The last complete pass and the one in progress, for the summary. */
