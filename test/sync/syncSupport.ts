@@ -147,7 +147,7 @@ export function createFleet(h: SyncHub, devices: number, modules = 0, prefix = "
 }
 
 export async function clearSyncStore(db: Database): Promise<void> {
-  await db.query("TRUNCATE twins, devices, property_records, property_history, dead_letters, fleet_sync_passes");
+  await db.query("TRUNCATE twins, devices, property_records, property_history, dead_letters, fleet_sync_passes RESTART IDENTITY");
 }
 
 /** The most entries in any window [t, t + windowMs). */
