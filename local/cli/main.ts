@@ -34,6 +34,7 @@ export async function main(argv: readonly string[], out: (text: string) => void 
         if (error instanceof ConfigError) throw new UsageError(error.message);
         throw error;
       }
+      if (config.hub.kind === "none") throw new UsageError("sync needs a hub: set IOTHUB_CONNECTION_STRING or IOTHUB_HOST_NAME");
       let syncPolicy: Policy;
       try {
         syncPolicy = values.policy !== undefined ? loadPolicyFile(values.policy) : loadPolicy(config.policy);
