@@ -92,11 +92,15 @@ export async function claimPass(db: Database, options: { owner: string; now: str
       const done = await tx.query("SELECT 1 FROM fleet_sync_passes WHERE finished_at IS NOT NULL LIMIT 1");
       if (done.rows.length > 0) return { pass: null, reason: "idle" as const };
     }
+    // Another run may have started one since our SELECT: the unique index on open passes decides.
     const created = await tx.query(
       `INSERT INTO fleet_sync_passes (started_at, phase, runs, lease_owner, lease_until, updated_at)
-       VALUES ($1::timestamptz, 'devices', 1, $2, $3::timestamptz, $1::timestamptz) RETURNING ${PASS_COLUMNS}`,
+       VALUES ($1::timestamptz, 'devices', 1, $2, $3::timestamptz, $1::timestamptz)
+       ON CONFLICT ((true)) WHERE finished_at IS NULL DO NOTHING
+       RETURNING ${PASS_COLUMNS}`,
       [options.now, options.owner, options.leaseUntil],
     );
+    if (!created.rows[0]) return { pass: null, reason: "busy" as const };
     return { pass: toPass(created.rows[0]), started: true };
   });
 }

@@ -158,6 +158,18 @@ describe.each(testDatabases)("syncFleetTwins on $name", ({ open }) => {
     expect(Object.keys(await storedStates(db))).toContain("ghost-1");
   });
 
+  it("lets one of two runs started together work on the pass, and tells the other it is busy", async () => {
+    createFleet(h, 6, 0);
+    const [a, b] = await Promise.all([
+      syncFleetTwins({ ...syncDeps(db, h), owner: "run-a" }, { startNew: true }),
+      syncFleetTwins({ ...syncDeps(db, h), owner: "run-b" }, { startNew: true }),
+    ]);
+    expect([a, b].filter((r) => r.completed)).toHaveLength(1);
+    expect([a, b].filter((r) => r.skipped === "busy")).toHaveLength(1);
+    expect(queries(h)).toHaveLength(3);
+    expect((await db.query("SELECT id FROM fleet_sync_passes")).rows).toHaveLength(1);
+  });
+
   it("re-reads a twin the queries did not return with getTwin and stores it", async () => {
     createFleet(h, 4, 0);
     await syncFleetTwins(syncDeps(db, h), { startNew: true });
