@@ -1,4 +1,4 @@
-import { loadConfig, type Config } from "../../shared/config";
+import type { Config } from "../../shared/config";
 import { createTwinQueries, createTwinRegistry } from "../../shared/hub/createTwinRegistry";
 import type { TwinQueries, TwinRegistry } from "../../shared/hub/TwinRegistry";
 import type { Policy } from "../../shared/policy/Policy";
@@ -54,9 +54,4 @@ export function formatSyncReport(report: SyncCommandReport): string {
     `fleet sync pass ${p.id} complete in ${report.seconds.toFixed(1)} s: ${p.twinsRead} twins read, ${p.twinsChanged} changed, ` +
     `${p.twinsConfirmed} confirmed by getTwin, ${p.twinsRemoved} removed, ${p.queriesUsed} queries, ${p.errors} errors`
   );
-}
-
-/** The settings (process.env), as the functions read them. */
-export function loadSyncConfig(env: Record<string, string | undefined> = process.env): Config {
-  return loadConfig(env);
 }
