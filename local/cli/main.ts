@@ -12,9 +12,7 @@ import { formatSyncReport, runSyncCommand, SyncSetupError } from "./sync";
 import { ConfigError, loadConfig } from "../../shared/config";
 import { loadPolicy } from "../../shared/loadPolicy";
 
-const USAGE =
-  "usage: twin-reconciler replay FILE.jsonl [--policy FILE] [--db DIR|URL] [--now ISO] [--json]\n" +
-  "       twin-reconciler sync [--policy FILE] [--db DIR|URL] [--json]   (the hub from IOTHUB_CONNECTION_STRING or IOTHUB_HOST_NAME)";
+const USAGE = "usage: twin-reconciler replay FILE.jsonl [--policy FILE] [--db DIR|URL] [--now ISO] [--json] | twin-reconciler sync [--policy FILE] [--db DIR|URL] [--json]";
 
 /** A problem with the arguments: printed as one line, exit code 2. */
 class UsageError extends Error {}
