@@ -139,23 +139,25 @@ export async function releasePass(db: Queryable, passId: number, owner: string):
   await db.query("UPDATE fleet_sync_passes SET lease_owner = NULL, lease_until = NULL WHERE id = $1 AND lease_owner = $2", [passId, owner]);
 }
 
-const keysJson = (keys: readonly TwinKey[]) => JSON.stringify(keys.map((k) => ({ device_id: k.deviceId, module_id: k.moduleId ?? "" })));
 
 /**
- * Records that pass `passId` read these twins from the hub. Only the bookkeeping column: no
- * writer's data changes, and the rows are locked in one fixed (key) order, like lockTwins, so this
- * never deadlocks with a batch writing the same twins.
+ * Records that pass `passId` read these twins from the hub — each only where the stored copy is not
+ * newer than the read: a query answering a lower version than stored is either behind (queries lag
+ * up to 30 minutes) or the device was deleted and created again, and only a getTwin can tell, so
+ * such a twin stays unseen and is confirmed at the end of the pass. Only the bookkeeping column
+ * changes, and the rows are locked in one fixed (key) order, like lockTwins, so this never
+ * deadlocks with a batch writing the same twins.
  */
-export async function markSeen(db: Queryable, passId: number, keys: readonly TwinKey[]): Promise<void> {
-  if (keys.length === 0) return;
+export async function markSeen(db: Queryable, passId: number, twins: ReadonlyArray<TwinKey & { version: number }>): Promise<void> {
+  if (twins.length === 0) return;
   await db.query(
     `UPDATE twins t SET last_seen_pass = $2
        FROM (SELECT t2.device_id, t2.module_id FROM twins t2
-               JOIN jsonb_to_recordset($1::jsonb) AS k(device_id text, module_id text)
-                 ON t2.device_id = k.device_id AND t2.module_id = k.module_id
+               JOIN jsonb_to_recordset($1::jsonb) AS k(device_id text, module_id text, version bigint)
+                 ON t2.device_id = k.device_id AND t2.module_id = k.module_id AND t2.version <= k.version
               ORDER BY t2.device_id, t2.module_id FOR UPDATE OF t2) AS s
       WHERE t.device_id = s.device_id AND t.module_id = s.module_id`,
-    [keysJson(keys), passId],
+    [JSON.stringify(twins.map((k) => ({ device_id: k.deviceId, module_id: k.moduleId ?? "", version: k.version }))), passId],
   );
 }
 

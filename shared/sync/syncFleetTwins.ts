@@ -60,7 +60,8 @@ const LEASE_MARGIN_MS = 120_000;
  * budget — or dies — leaves the pass for the next run to continue.
  *
  * Only a complete read of both queries concludes anything about absent twins: then each stored
- * twin the pass did not see, first stored before the pass started, is read with getTwin (strongly
+ * twin the pass did not see (or saw at a lower version than stored: behind, or re-created), first
+ * stored before the pass started, is read with getTwin (strongly
  * consistent): found → applied (`strong`, so a re-created device replaces the old twin); 404 →
  * its records removed (history kept, cause `deleted`); another failure → flagged for the resync
  * queue. Throws only when the store fails or the hub fails other than 429 (the pass stays).
@@ -160,7 +161,7 @@ async function confirmUnseen(
     try {
       const twin = await deps.registry.getTwin(key);
       const applied = await applyHubTwins(deps, [twin], { consistency: "strong" });
-      await markSeen(deps.db, pass.id, [key]);
+      await markSeen(deps.db, pass.id, [twin]);
       pass.twinsConfirmed++;
       pass.twinsChanged += applied.applied;
       run.twinsChanged += applied.applied;

@@ -158,6 +158,27 @@ describe.each(testDatabases)("syncFleetTwins on $name", ({ open }) => {
     expect(Object.keys(await storedStates(db))).toContain("ghost-1");
   });
 
+  it("confirms with getTwin a twin the queries return at a lower version than stored, and replaces it when the device was re-created", async () => {
+    createFleet(h, 4, 0);
+    await syncFleetTwins(syncDeps(db, h), { startNew: true });
+    // dev-02 deleted and created again: the hub's new twin starts at a low version again.
+    h.hub.registry.deleteDevice("dev-02");
+    h.hub.registry.createDevice("dev-02");
+    h.hub.registry.updateTwin("dev-02", { properties: { desired: { interval: 77 } } });
+    const storedVersion = Number((await db.query<{ version: unknown }>("SELECT version FROM twins WHERE device_id = 'dev-02'")).rows[0]?.version);
+    const hubVersion = (await sdkTwin(h.sdk, "dev-02", null)).version;
+    expect(hubVersion).toBeLessThan(storedVersion);
+    h.twinReads.length = 0;
+
+    const result = await syncFleetTwins(syncDeps(db, h), { startNew: true });
+    expect(result.completed).toBe(true);
+    expect(h.twinReads).toEqual(["dev-02"]);
+    expect(Number((await db.query<{ version: unknown }>("SELECT version FROM twins WHERE device_id = 'dev-02'")).rows[0]?.version)).toBe(hubVersion);
+    expect((await storedStates(db))["dev-02"]).toEqual(expectedStates(await sdkTwin(h.sdk, "dev-02", null)));
+    const removed = await db.query("SELECT path FROM property_history WHERE device_id = 'dev-02' AND cause = 'deleted' ORDER BY path");
+    expect(removed.rows).toEqual([{ path: "interval" }, { path: "mode" }]);
+  });
+
   it("lets one of two runs started together work on the pass, and tells the other it is busy", async () => {
     createFleet(h, 6, 0);
     const [a, b] = await Promise.all([
