@@ -4,10 +4,13 @@
  * Registry over HTTPS, onto an empty store (a first deployment onto an existing hub). Side by side
  * with the baseline it replaces: one getTwin per device at S1's 100 reads/s, measured on a sample
  * (default 2,000 devices) and extrapolated to N. PostgreSQL when DATABASE_URL is set (in a schema
- * of its own, dropped at the end), PGlite in memory otherwise.
+ * of its own, dropped at the end), PGlite in memory otherwise. The emulator and its fleet run in a
+ * child process, so the RSS printed is the reconciler's (with PGlite, the store's too).
  *
  *   npm run bench:sync -- [--twins 100000] [--page-size 1000] [--queries-per-minute 20] [--sample 2000]
  */
+import { fork } from "node:child_process";
+import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { applyHubTwins } from "../shared/applyHubTwins";
 import { iothubTwinRegistry } from "../shared/hub/iothubTwinRegistry";
@@ -16,6 +19,7 @@ import { rateLimitedTwinRegistry, TokenBucket } from "../shared/hub/TokenBucket"
 import { parsePolicy } from "../shared/policy/Policy";
 import type { Database } from "../shared/store/Database";
 import { syncFleetTwins } from "../shared/sync/syncFleetTwins";
+import { createRegistryClientFor } from "../local/emulator/createRegistryClient";
 import { startEmulator } from "../local/emulator";
 import { openTestPglite, openTestPostgres } from "../test/support/testDatabases";
 
@@ -54,23 +58,55 @@ function rssPeak(): { stop(): number } {
   };
 }
 
-async function main(): Promise<void> {
+interface HubReady {
+  kind: "ready";
+  connectionString: string;
+  port: number;
+  ca: string;
+  setupMs: number;
+}
+
+/** The child: the emulator (S1) with the fleet created in process; answers `counters` and `stop`. */
+async function serveHub(): Promise<void> {
   const emulator = await startEmulator({ throttling: "S1" });
   const setupStart = performance.now();
-  const ids: string[] = [];
   for (let i = 0; i < twins; i++) {
-    const id = `bench-${String(i).padStart(6, "0")}`;
-    ids.push(id);
+    const id = deviceId(i);
     emulator.createDevice(id);
     const desired = { telemetryInterval: 30 + (i % 5), mode: i % 3 === 0 ? "eco" : "full" };
     emulator.updateDesired(id, desired);
     if (i % 2 === 0) emulator.updateReported(id, desired);
   }
-  const setupMs = performance.now() - setupStart;
+  const ready: HubReady = { kind: "ready", connectionString: emulator.serviceConnectionString, port: emulator.httpsPort, ca: emulator.caPem, setupMs: performance.now() - setupStart };
+  process.send?.(ready);
+  process.on("message", (message: { kind: string }) => {
+    if (message.kind === "counters") process.send?.({ kind: "counters", throttled: emulator.counters.throttled });
+    if (message.kind === "stop") void emulator.stop().then(() => process.exit(0));
+  });
+}
+
+const deviceId = (i: number) => `bench-${String(i).padStart(6, "0")}`;
+
+async function main(): Promise<void> {
+  const child = fork(join(__dirname, "..", "bin", "run-ts.js"), [__filename, "--serve-hub", "--twins", String(twins)], { stdio: "inherit" });
+  const next = <T>(kind: string) =>
+    new Promise<T>((resolve, reject) => {
+      const onMessage = (message: { kind: string }) => {
+        if (message.kind !== kind) return;
+        child.off("message", onMessage);
+        resolve(message as T);
+      };
+      child.on("message", onMessage);
+      child.once("exit", (code) => reject(new Error(`the hub process exited (${code})`)));
+    });
+  const hub = await next<HubReady>("ready");
+  const setupMs = hub.setupMs;
+  const ids = Array.from({ length: twins }, (_, i) => deviceId(i));
   const store = await openBenchStore();
-  const registry = iothubTwinRegistry(emulator.createRegistryClient());
+  const client = createRegistryClientFor({ connectionString: hub.connectionString, port: hub.port, ca: hub.ca });
+  const registry = iothubTwinRegistry(client.registry);
   console.log(`fleet sync benchmark: ${twins.toLocaleString("en-US")} device twins on the emulator (S1 throttling on), store ${store.label}`);
-  console.log(`  hub set up in process in ${seconds(setupMs)}; page size ${pageSize}, ${queriesPerMinute} queries/min, twin reads at 100/s`);
+  console.log(`  hub (a child process) set up in ${seconds(setupMs)}; page size ${pageSize}, ${queriesPerMinute} queries/min, twin reads at 100/s`);
 
   // --- Fleet sync: one complete pass onto the empty store -------------------------------------
   const rssBefore = process.memoryUsage().rss;
@@ -87,7 +123,8 @@ async function main(): Promise<void> {
   if (!result.completed || !result.pass) throw new Error("the pass did not complete");
   const stored = Number((await store.db.query<{ n: unknown }>("SELECT count(*) AS n FROM twins")).rows[0]?.n);
   const records = Number((await store.db.query<{ n: unknown }>("SELECT count(*) AS n FROM property_records")).rows[0]?.n);
-  const refused = emulator.counters.throttled;
+  child.send({ kind: "counters" });
+  const { throttled: refused } = await next<{ throttled: { query: number; twinRead: number } }>("counters");
 
   // --- Baseline: one getTwin per device at 100 reads/s, on a sample --------------------------
   await store.db.query("TRUNCATE twins, devices, property_records, property_history");
@@ -114,7 +151,7 @@ async function main(): Promise<void> {
     ["twins/s", rate.toFixed(0), baseRate.toFixed(0)],
     ["hub requests", `${p.queriesUsed} queries`, `${twins.toLocaleString("en-US")} twin reads`],
     ["full pass", seconds(syncMs), `${seconds(baseFullMs)} (extrapolated from ${sample.toLocaleString("en-US")} devices in ${seconds(baseMs)})`],
-    ["peak RSS", `${mb(syncPeak)} (${mb(rssBefore)} before the pass: emulator, fleet, store)`, "–"],
+    ["peak RSS", `${mb(syncPeak)} (${mb(rssBefore)} before the pass)`, "–"],
   ];
   const width = [14, 58];
   console.log("");
@@ -127,10 +164,12 @@ async function main(): Promise<void> {
   );
   console.log(`  the baseline is extrapolated: ${sample.toLocaleString("en-US")} of ${twins.toLocaleString("en-US")} devices were read one by one`);
   await store.db.close();
-  await emulator.stop();
+  client.close();
+  child.removeAllListeners("exit");
+  child.send({ kind: "stop" });
 }
 
-main().catch((error: unknown) => {
+(process.argv.includes("--serve-hub") ? serveHub() : main()).catch((error: unknown) => {
   console.error(error);
   process.exit(1);
 });
