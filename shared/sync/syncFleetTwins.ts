@@ -92,11 +92,22 @@ export async function syncFleetTwins(deps: FleetSyncDeps, options: FleetSyncRunO
         try {
           page = await deps.queries.queryTwins(QUERIES[pass.phase], { pageSize: deps.settings.pageSize, continuationToken: pass.continuation ?? undefined });
         } catch (error) {
-          if (hubErrorKind(error) !== "throttled") throw error;
-          // The query limiter has paused itself: the next query waits for the quota to refill.
-          run.throttled++;
-          await save();
-          continue;
+          if (hubErrorKind(error) === "throttled") {
+            // The query limiter has paused itself: the next query waits for the quota to refill.
+            run.throttled++;
+            await save();
+            continue;
+          }
+          if (pass.continuation !== null && (error as { statusCode?: unknown }).statusCode === 400) {
+            // A continuation token the hub no longer takes (expired, or from another hub): the phase
+            // is read again from its start — pages are idempotent, the pass only costs more queries.
+            deps.log?.(`fleet sync pass ${pass.id}: IoT Hub refused the stored continuation (${(error as Error).name}); reading ${pass.phase} again from the start`);
+            pass.continuation = null;
+            pass.errors++;
+            await save();
+            continue;
+          }
+          throw error;
         }
         const applied = await applyHubTwins(deps, page.twins, { consistency: "eventual" });
         await markSeen(deps.db, pass.id, page.twins);

@@ -179,6 +179,20 @@ describe.each(testDatabases)("syncFleetTwins on $name", ({ open }) => {
     expect(removed.rows).toEqual([{ path: "interval" }, { path: "mode" }]);
   });
 
+  it("reads a phase again from its start when the hub refuses the stored continuation token", async () => {
+    createFleet(h, 6, 0);
+    const deps = syncDeps(db, h, { pageSize: 2, queriesPerMinute: 60, runBudgetMs: 0.5 * SECOND });
+    expect((await syncFleetTwins(deps, { startNew: true })).completed).toBe(false);
+    // The token expired (or the hub was restored from a backup): the hub answers 400 to it.
+    await db.query("UPDATE fleet_sync_passes SET continuation = 'not-a-token'");
+    let last;
+    for (let i = 0; i < 20 && !last?.completed; i++) last = await syncFleetTwins(deps, { startNew: false });
+    expect(last?.completed).toBe(true);
+    // Two pages (4 twins) before the refusal, then all 6 devices again.
+    expect(last?.pass).toMatchObject({ errors: 1, twinsRead: 10 });
+    expect(Object.keys(await storedStates(db)).sort()).toEqual(["dev-00", "dev-01", "dev-02", "dev-03", "dev-04", "dev-05"]);
+  });
+
   it("lets one of two runs started together work on the pass, and tells the other it is busy", async () => {
     createFleet(h, 6, 0);
     const [a, b] = await Promise.all([
