@@ -118,14 +118,34 @@ param repushDryRun bool = false
 @description('How long a timer run holds its claim on a device.')
 param repushLease string = '5m'
 
-@description('Property history kept for this long (e.g. 90d, P90D; 1d to 3650d).')
+@description('Property history kept for this long (e.g. 90d, P90D; 1d to 365d).')
 param historyRetention string = '90d'
 
-@description('Dead letters kept for this long (1d to 3650d).')
+@description('Dead letters kept for this long (1d to 365d).')
 param deadLetterRetention string = '30d'
 
 @description('NCRONTAB schedule (6 fields) of the retention timer.')
 param retentionSchedule string = '0 0 * * * *'
+@description('NCRONTAB schedule (6 fields) that starts a fleet sync pass (a twin query over every device and module twin).')
+param fleetSyncSchedule string = '0 0 3 * * *'
+
+@description('Twins per twin-query page (x-ms-max-item-count).')
+param fleetSyncPageSize int = 1000
+
+@description('How long one timer run works on a fleet sync pass before saving its place (well under the function timeout).')
+param fleetSyncRunBudget string = '4m'
+
+@description('Twin queries per minute the app may use: S1 and S2 allow 20 per minute per unit, S3 1,000, shared with every other client.')
+param hubQueriesPerMinute int = 20
+
+@description('NCRONTAB schedule of the resync queue (it also continues an unfinished fleet sync pass).')
+param resyncSchedule string = '30 * * * * *'
+
+@description('First back-off of a twin whose resync failed.')
+param resyncBackoffBase string = '1m'
+
+@description('Longest resync back-off.')
+param resyncBackoffCap string = '1h'
 
 @description('Compliance policy file inside the deployed package (relative to the app root). Empty: POLICY_JSON or the default policy.')
 param policyPath string = ''
@@ -352,6 +372,14 @@ module functionApp './modules/functionApp.bicep' = {
       { name: 'HISTORY_RETENTION', value: historyRetention }
       { name: 'DEAD_LETTER_RETENTION', value: deadLetterRetention }
       { name: 'RETENTION_SCHEDULE', value: retentionSchedule }
+      // Fleet sync and the resync queue.
+      { name: 'FLEET_SYNC_SCHEDULE', value: fleetSyncSchedule }
+      { name: 'FLEET_SYNC_PAGE_SIZE', value: string(fleetSyncPageSize) }
+      { name: 'FLEET_SYNC_RUN_BUDGET', value: fleetSyncRunBudget }
+      { name: 'HUB_QUERIES_PER_MINUTE', value: string(hubQueriesPerMinute) }
+      { name: 'RESYNC_SCHEDULE', value: resyncSchedule }
+      { name: 'RESYNC_BACKOFF_BASE', value: resyncBackoffBase }
+      { name: 'RESYNC_BACKOFF_CAP', value: resyncBackoffCap }
     ]
   }
   // The host starts as soon as the site exists: give it its storage roles first.

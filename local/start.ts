@@ -38,6 +38,7 @@ const demoDefaults: Record<string, string> = {
   REPUSH_SCHEDULE: "*/15 * * * * *",
   REPUSH_BACKOFF_BASE: "15s",
   REPUSH_BACKOFF_CAP: "2m",
+  FLEET_SYNC_SCHEDULE: "0 * * * * *",
 };
 
 interface Options {

@@ -183,6 +183,14 @@ export const settingsSchema = z.object({
   DEAD_LETTER_RETENTION: setting({ description: "Dead letters kept for this long (default 30d)" }, duration("1d", "365d")),
   RETENTION_SCHEDULE: setting({ description: "NCRONTAB schedule of the retention timer (default hourly)" }, ncrontab),
   AZURE_CLIENT_ID: setting({ description: "Client ID of the user-assigned managed identity (DefaultAzureCredential)" }, uuid),
+  // Fleet sync and the resync queue (shared/sync).
+  FLEET_SYNC_SCHEDULE: setting({ description: "NCRONTAB schedule that starts a fleet sync pass (default daily, 03:00)" }, ncrontab),
+  FLEET_SYNC_PAGE_SIZE: setting({ description: "Twins per twin-query page (x-ms-max-item-count; default 1000)" }, integer(1, 10_000)),
+  FLEET_SYNC_RUN_BUDGET: setting({ description: "How long one timer run works on a sync pass before saving its place (default 4m)" }, duration("10s", "1h")),
+  HUB_QUERIES_PER_MINUTE: setting({ description: "Twin queries per minute the app may use (default 20: S1, one unit)" }, integer(1, 10_000)),
+  RESYNC_SCHEDULE: setting({ description: "NCRONTAB schedule of the resync queue, which also continues an unfinished pass (default every minute)" }, ncrontab),
+  RESYNC_BACKOFF_BASE: setting({ description: "First back-off of a twin whose resync failed (default 1m)" }, duration("1s", "1d")),
+  RESYNC_BACKOFF_CAP: setting({ description: "Longest resync back-off (default 1h)" }, duration("1s", "7d")),
 });
 
 type SettingName = keyof typeof settingsSchema.shape;
@@ -225,6 +233,16 @@ export interface RetentionConfig {
   deadLetterMs: number;
 }
 
+export interface FleetSyncConfig {
+  schedule: string;
+  pageSize: number;
+  runBudgetMs: number;
+  queriesPerMinute: number;
+  resyncSchedule: string;
+  resyncBackoffBaseMs: number;
+  resyncBackoffCapMs: number;
+}
+
 export interface Config {
   store: StoreConfig;
   hub: HubConfig;
@@ -233,6 +251,7 @@ export interface Config {
   twinEvents: { hubName: string; consumerGroup: string };
   repush: RepushConfig;
   retention: RetentionConfig;
+  fleetSync: FleetSyncConfig;
   azureClientId: string | undefined;
 }
 
@@ -270,6 +289,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     const { REPUSH_BACKOFF_BASE: base, REPUSH_BACKOFF_CAP: cap } = parsed.data;
     if (orDefault(cap, 3_600_000) < orDefault(base, 120_000)) {
       issues.push({ setting: "REPUSH_BACKOFF_CAP", problem: "must be at least REPUSH_BACKOFF_BASE" });
+    }
+    if (orDefault(parsed.data.RESYNC_BACKOFF_CAP, 3_600_000) < orDefault(parsed.data.RESYNC_BACKOFF_BASE, 60_000)) {
+      issues.push({ setting: "RESYNC_BACKOFF_CAP", problem: "must be at least RESYNC_BACKOFF_BASE" });
     }
   }
   if (!parsed.success || issues.length > 0) throw new ConfigError(issues);
@@ -329,6 +351,15 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       schedule: orDefault(s.RETENTION_SCHEDULE, "0 0 * * * *"),
       historyMs: orDefault(s.HISTORY_RETENTION, 90 * 86_400_000),
       deadLetterMs: orDefault(s.DEAD_LETTER_RETENTION, 30 * 86_400_000),
+    },
+    fleetSync: {
+      schedule: orDefault(s.FLEET_SYNC_SCHEDULE, "0 0 3 * * *"),
+      pageSize: orDefault(s.FLEET_SYNC_PAGE_SIZE, 1000),
+      runBudgetMs: orDefault(s.FLEET_SYNC_RUN_BUDGET, 240_000),
+      queriesPerMinute: orDefault(s.HUB_QUERIES_PER_MINUTE, 20),
+      resyncSchedule: orDefault(s.RESYNC_SCHEDULE, "30 * * * * *"),
+      resyncBackoffBaseMs: orDefault(s.RESYNC_BACKOFF_BASE, 60_000),
+      resyncBackoffCapMs: orDefault(s.RESYNC_BACKOFF_CAP, 3_600_000),
     },
     azureClientId: s.AZURE_CLIENT_ID,
   };

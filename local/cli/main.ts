@@ -11,9 +11,12 @@ import { StoreInUseError } from "../../shared/store/openPglite";
 import { startupFailure, UsageError } from "../startupFailure";
 import { formatReplayReport, replayFile } from "./replay";
 import { repairReportCounters } from "../../shared/store/reportCounters";
+import { loadPolicy } from "../../shared/loadPolicy";
 import { formatRepair } from "./formatRepair";
+import { formatSyncReport, runSyncCommand, SyncSetupError } from "./sync";
 
-const USAGE = "usage: twin-reconciler replay FILE.jsonl [--policy FILE] [--db DIR|URL] [--now ISO] [--json] | twin-reconciler repair-counters [--db DIR|URL]";
+const USAGE =
+  "usage: twin-reconciler replay FILE.jsonl [--policy FILE] [--db DIR|URL] [--now ISO] [--json] | twin-reconciler sync [--policy FILE] [--db DIR|URL] [--json] | twin-reconciler repair-counters [--db DIR|URL]";
 
 /** The `twin-reconciler` command line. Resolves to the exit code. */
 export async function main(argv: readonly string[], out: (text: string) => void = (t) => process.stdout.write(t), err: (text: string) => void = (t) => process.stderr.write(t)): Promise<number> {
@@ -25,6 +28,32 @@ export async function main(argv: readonly string[], out: (text: string) => void 
       if (file !== undefined) throw new UsageError(`unexpected argument "${file}"; ${USAGE}`);
       db = await openStore(values.db === undefined ? loadConfig() : { store: storeFor(values.db) });
       out(formatRepair(await repairReportCounters(db)));
+      return 0;
+    }
+    if (command === "sync") {
+      if (file !== undefined) throw new UsageError(`unexpected argument "${file}"; ${USAGE}`);
+      let config;
+      try {
+        config = loadConfig(process.env);
+      } catch (error) {
+        if (error instanceof ConfigError) throw new UsageError(error.message);
+        throw error;
+      }
+      if (config.hub.kind === "none") throw new UsageError("sync needs a hub: set IOTHUB_CONNECTION_STRING or IOTHUB_HOST_NAME");
+      let syncPolicy: Policy;
+      try {
+        syncPolicy = values.policy !== undefined ? loadPolicyFile(values.policy) : loadPolicy(config.policy);
+      } catch (error) {
+        throw new UsageError((error as Error).message);
+      }
+      db = await openStore(values.db === undefined ? config : { store: storeFor(values.db) });
+      try {
+        const report = await runSyncCommand({ db, policy: syncPolicy, config, progress: (line) => err(`${line}\n`) });
+        out(values.json ? `${JSON.stringify(report)}\n` : `${formatSyncReport(report)}\n`);
+      } catch (error) {
+        if (error instanceof SyncSetupError) throw new UsageError(error.message);
+        throw error;
+      }
       return 0;
     }
     if (command !== "replay") throw new UsageError(command ? `unknown command "${command}"; ${USAGE}` : USAGE);

@@ -13,7 +13,7 @@
     state: byId("filter-state"), property: byId("filter-property"), tags: byId("filter-tags"),
     search: byId("search"), more: byId("more"), csv: byId("csv"), live: byId("live"), liveText: byId("live-text"), banner: byId("banner"),
   };
-  var model = { items: [], nextCursor: null, paged: false, summary: null, selected: null, inFlight: false };
+  var model = { items: [], nextCursor: null, paged: false, summary: null, selected: null, inFlight: false, resyncOnly: false };
 
   function byId(id) { return document.getElementById(id); }
   function el(tag, attrs) {
@@ -105,6 +105,7 @@
     document.querySelector('[data-testid="ttc-count"]').textContent = fmt(s.timeToCompliance.count);
     var w = s.timeToCompliance.sinceSeconds;
     byId("ttc-window").textContent = "last " + (w % 3600 === 0 && w <= 172800 ? w / 3600 + "h" : fmtDuration(w).trim());
+    renderSync(s.fleetSync, s.resyncNeeded);
     renderDonut(s.byState, total);
     renderLegend(s.byState, total);
     renderProperties(s.byProperty);
@@ -174,6 +175,21 @@
     rows.forEach(function (row) { if (known.indexOf(row.path) < 0) ui.property.appendChild(el("option", { value: row.path, text: row.path })); });
   }
 
+  function renderSync(sync, resync) {
+    var last = sync && sync.lastComplete, now = sync && sync.inProgress;
+    document.querySelector('[data-testid="sync-last"]').textContent = last
+      ? "last pass " + ago(last.finishedAt) + ": " + fmt(last.twinsRead) + " twins read, " + fmt(last.twinsChanged) + " changed, " +
+        fmt(last.twinsRemoved) + " removed, " + fmt(last.queriesUsed) + " queries, took " + fmtDuration((Date.parse(last.finishedAt) - Date.parse(last.startedAt)) / 1000).trim()
+      : "no complete pass yet";
+    document.querySelector('[data-testid="sync-progress"]').textContent = now
+      ? "· pass in progress since " + ago(now.startedAt) + " (" + now.phase + ", " + fmt(now.twinsRead) + " read)"
+      : "";
+    var button = byId("resync-toggle");
+    button.textContent = fmt(resync ? resync.count : 0) + " twins flagged";
+    button.classList.toggle("active", model.resyncOnly);
+    document.querySelector('[data-testid="resync-oldest"]').textContent = resync && resync.oldestSince ? "oldest " + ago(resync.oldestSince) : "";
+  }
+
   // --- Devices -------------------------------------------------------------------------------
   function deviceParams(cursor) {
     var params = filterParams();
@@ -181,6 +197,7 @@
     if (q) params.set("q", q);
     params.set("limit", "25");
     if (cursor) params.set("cursor", cursor);
+    if (model.resyncOnly) params.set("resyncNeeded", "true");
     return params;
   }
   function deviceHash(deviceId, moduleId) {
@@ -205,7 +222,9 @@
       var link = el("a", { href: deviceHash(d.deviceId, d.moduleId), "data-testid": "device-link", text: d.deviceId });
       var tr = el("tr", { "data-device": d.deviceId },
         el("td", {}, link, d.moduleId ? el("span", { className: "module", text: " / " + d.moduleId }) : null),
-        el("td", {}, badge(d.state)),
+        el("td", {}, badge(d.state), d.resyncNeededSince
+          ? el("span", { className: "badge resync", "data-testid": "resync-badge", title: "Flagged for resync " + ago(d.resyncNeededSince), text: "resync" })
+          : null),
         el("td", { className: "muted", title: new Date(d.stateSince).toLocaleString(), text: ago(d.stateSince) }),
         el("td", {}, bar));
       tr.addEventListener("click", function (event) { if (event.target !== link) location.hash = deviceHash(d.deviceId, d.moduleId); });
@@ -296,6 +315,11 @@
   }
 
   STATES.forEach(function (st) { ui.state.appendChild(el("option", { value: st, text: st })); });
+  byId("resync-toggle").addEventListener("click", function () {
+    model.resyncOnly = !model.resyncOnly;
+    byId("resync-toggle").classList.toggle("active", model.resyncOnly);
+    loadDevices().catch(function () {});
+  });
   ui.state.addEventListener("change", onFiltersChanged);
   ui.property.addEventListener("change", onFiltersChanged);
   var typing;

@@ -25,17 +25,16 @@ export const maxPageSize = 1000;
  * different types is "undefined", and only rows whose condition is exactly `true` are kept.
  */
 export function runTwinQuery(query: TwinQuery, twins: readonly JsonObject[], options: RunTwinQueryOptions = {}): TwinQueryPage {
-  const matching = twins.filter((twin) => query.where === undefined || evaluate(query.where, twin) === true);
+  const matching = query.where === undefined ? twins : twins.filter((twin) => evaluate(query.where!, twin) === true);
   const limited = query.top === undefined ? matching : matching.slice(0, query.top);
-  let rows: JsonObject[];
   const select = query.select;
-  if (select.kind === "count") rows = [{ [select.alias]: limited.length }];
-  else if (select.kind === "all") rows = limited.map((t) => structuredClone(t));
-  else rows = limited.map((twin) => project(twin, select.fields));
+  const rows: readonly JsonObject[] = select.kind === "count" ? [{ [select.alias]: limited.length }] : limited;
 
   const pageSize = Math.min(maxPageSize, Math.max(1, Math.floor(options.pageSize ?? defaultPageSize)));
   const start = options.continuationToken === undefined ? 0 : decodeContinuation(options.continuationToken);
-  const items = rows.slice(start, start + pageSize);
+  // Only the page is copied or projected: paging through N twins stays O(N) per page, not O(N) copies.
+  const page = rows.slice(start, start + pageSize);
+  const items = select.kind === "count" ? page : select.kind === "all" ? page.map((t) => structuredClone(t)) : page.map((twin) => project(twin, select.fields));
   const next = start + pageSize;
   return {
     items,

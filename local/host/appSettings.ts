@@ -20,6 +20,8 @@ export const defaultAppSettings: Readonly<Record<string, string>> = {
   TwinEvents__fullyQualifiedNamespace: "localhost",
   REPUSH_SCHEDULE: "0 * * * * *",
   RETENTION_SCHEDULE: "0 0 * * * *",
+  FLEET_SYNC_SCHEDULE: "0 0 3 * * *",
+  RESYNC_SCHEDULE: "30 * * * * *",
 };
 
 /**

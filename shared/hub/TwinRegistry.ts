@@ -11,6 +11,29 @@ export interface TwinRegistry {
   updateTwin(key: TwinKey, patch: TwinPatch, etag: string, options?: { signal?: AbortSignal }): Promise<Twin>;
 }
 
+/**
+ * Twin queries (`SELECT * FROM devices`, `… FROM devices.modules`), one page per call: the fleet
+ * sync's read path. Results can be up to 30 minutes behind the twins (iothub-facts §7), and each
+ * page counts against the hub's query quota (20/min/unit on S1), not the twin-read quota.
+ */
+export interface TwinQueries {
+  queryTwins(query: string, options: TwinQueryOptions): Promise<TwinQueryPage>;
+}
+
+export interface TwinQueryOptions {
+  /** x-ms-max-item-count: the hub may answer fewer. */
+  pageSize: number;
+  /** The previous page's token; absent for the first page. */
+  continuationToken?: string | undefined;
+  signal?: AbortSignal;
+}
+
+export interface TwinQueryPage {
+  twins: Twin[];
+  /** Absent on the last page. */
+  continuationToken: string | undefined;
+}
+
 export interface TwinPatch {
   tags?: Record<string, unknown>;
   properties?: { desired?: Record<string, unknown> };

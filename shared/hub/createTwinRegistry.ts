@@ -5,8 +5,9 @@ import { ConnectionString, Registry, SharedAccessSignature } from "azure-iothub"
 import { RestApiClient } from "azure-iothub/dist/common-http/rest_api_client";
 import type { Config, HubConfig } from "../config";
 import { iothubTwinRegistry } from "./iothubTwinRegistry";
+import { queryLimitedTwinQueries, queryLimiter } from "./queryLimitedTwinQueries";
 import { rateLimitedTwinRegistry, TokenBucket } from "./TokenBucket";
-import type { TwinRegistry } from "./TwinRegistry";
+import type { TwinQueries, TwinRegistry } from "./TwinRegistry";
 
 export interface CreateTwinRegistryOptions {
   /** Credential for IOTHUB_HOST_NAME; default DefaultAzureCredential (managed identity AZURE_CLIENT_ID when set). */
@@ -42,6 +43,19 @@ export function createTwinRegistry(
   if (registry === null) return null;
   const bucket = options.bucket ?? new TokenBucket({ ratePerSecond: config.hubTwinOpsPerSecond });
   return rateLimitedTwinRegistry(iothubTwinRegistry(registry), bucket);
+}
+
+/**
+ * Twin queries on the configured hub behind a query-quota bucket of their own
+ * (HUB_QUERIES_PER_MINUTE), or null when no hub is configured.
+ */
+export function createTwinQueries(
+  config: Pick<Config, "hub"> & { fleetSync: Pick<Config["fleetSync"], "queriesPerMinute"> },
+  options: Omit<CreateTwinRegistryOptions, "bucket"> & { bucket?: TokenBucket } = {},
+): TwinQueries | null {
+  const registry = createIothubRegistry(config.hub, options);
+  if (registry === null) return null;
+  return queryLimitedTwinQueries(iothubTwinRegistry(registry), options.bucket ?? queryLimiter(config.fleetSync.queriesPerMinute));
 }
 
 /**

@@ -2,7 +2,7 @@ import { isJsonObject, type JsonObject } from "../twin/json";
 import type { Twin, TwinKey } from "../twin/Twin";
 import { twinKeyString } from "../twin/Twin";
 import { redact } from "../redact";
-import type { TwinPatch, TwinRegistry } from "./TwinRegistry";
+import type { TwinPatch, TwinQueries, TwinRegistry } from "./TwinRegistry";
 
 /** What azure-iothub's twin calls resolve to: `{ responseBody: Twin }` (the SDK's Twin class, or its JSON). */
 interface SdkTwinResult {
@@ -15,6 +15,15 @@ export interface RegistryTwinClient {
   getModuleTwin(deviceId: string, moduleId: string): Promise<SdkTwinResult>;
   updateTwin(deviceId: string, patch: TwinPatch, etag: string): Promise<SdkTwinResult>;
   updateModuleTwin(deviceId: string, moduleId: string, patch: TwinPatch, etag: string): Promise<SdkTwinResult>;
+  /** `Registry.createQuery` (public API); only twin queries need it. */
+  createQuery?(sqlQuery: string, pageSize?: number): RegistryQuery;
+}
+
+/** What `Registry.createQuery` returns: `next(token)` resolves to one page (`result`: the twins). */
+export interface RegistryQuery {
+  next(continuationToken?: string): Promise<{ result: unknown }>;
+  continuationToken: string | undefined;
+  hasMoreResults: boolean;
 }
 
 /**
@@ -35,9 +44,33 @@ export class HubRequestError extends Error {
   }
 }
 
-/** The TwinRegistry port over azure-iothub's Registry (Azure, or the local emulator). */
-export function iothubTwinRegistry(registry: RegistryTwinClient): TwinRegistry {
+/** The TwinRegistry port over azure-iothub's Registry (Azure, or the local emulator), with its twin queries. */
+export function iothubTwinRegistry(registry: RegistryTwinClient): TwinRegistry & TwinQueries {
   return {
+    async queryTwins(query, options) {
+      const createQuery = registry.createQuery?.bind(registry);
+      if (!createQuery) throw new Error("this IoT Hub client cannot run twin queries (Registry.createQuery)");
+      // A fresh Query per page: the token is all the state a page needs, so a pass can resume from
+      // a stored token in another process.
+      const sdkQuery = createQuery(query, options.pageSize);
+      const token = options.continuationToken;
+      const call = async (): Promise<SdkTwinResult> => {
+        const page = await (token === undefined ? sdkQuery.next() : sdkQuery.next(token));
+        return { responseBody: page.result };
+      };
+      const items = await guarded("twin query", call, options.signal);
+      if (!Array.isArray(items)) throw new Error("IoT Hub answered a twin query without a list of twins");
+      const twins = items.map((item: unknown) => {
+        const body: JsonObject = isJsonObject(item as never) ? (item as JsonObject) : {};
+        const deviceId = typeof body["deviceId"] === "string" ? body["deviceId"] : "";
+        const moduleId = typeof body["moduleId"] === "string" && body["moduleId"] !== "" ? body["moduleId"] : null;
+        if (deviceId === "") throw new Error("IoT Hub answered a twin query with a twin without a deviceId");
+        return toTwin(body, { deviceId, moduleId });
+      });
+      // The SDK sets hasMoreResults from the x-ms-continuation header; an empty token means the end too.
+      const continuationToken = sdkQuery.hasMoreResults && sdkQuery.continuationToken ? sdkQuery.continuationToken : undefined;
+      return { twins, continuationToken };
+    },
     async getTwin(key, options = {}) {
       const call = () => (key.moduleId === null ? registry.getTwin(key.deviceId) : registry.getModuleTwin(key.deviceId, key.moduleId));
       return toTwin(await guarded(`get twin ${twinKeyString(key)}`, call, options.signal), key);

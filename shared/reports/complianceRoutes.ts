@@ -9,7 +9,7 @@ import { listDevices } from "./listDevices";
 import { openApiDocument } from "./openApiDocument";
 import { queueRepushNow } from "../store/repushStore";
 import { conflictProblem, invalidParamsProblem, notFoundProblem, storeUnavailableProblem, type Problem } from "./Problem";
-import { filterSchemas, limitParam, parseQuery, sinceParam, toFilters } from "./reportQuery";
+import { filterSchemas, limitParam, parseQuery, resyncNeededParam, sinceParam, toFilters } from "./reportQuery";
 import { streamDevicesCsv, toByteStream } from "./streamDevicesCsv";
 
 /** What a route needs from an HTTP request (the Functions `HttpRequest` has both). */
@@ -56,13 +56,14 @@ const routes = {
 
   /** GET compliance/devices */
   async devices(request, store) {
-    const q = parseQuery(request.query, { ...filterSchemas, limit: limitParam, cursor: cursorParam, q: twinId }, { tags: true });
+    const q = parseQuery(request.query, { ...filterSchemas, limit: limitParam, cursor: cursorParam, q: twinId, resyncNeeded: resyncNeededParam }, { tags: true });
     if (!q.ok) return problem(q.problem);
     return json(
       await listDevices(await store(), toFilters(q.value), {
         ...(q.value.limit !== undefined ? { limit: q.value.limit } : {}),
         ...(q.value.cursor !== undefined ? { after: q.value.cursor } : {}),
         ...(q.value.q !== undefined ? { deviceIdPrefix: q.value.q } : {}),
+        ...(q.value.resyncNeeded !== undefined ? { resyncNeeded: q.value.resyncNeeded } : {}),
       }),
     );
   },

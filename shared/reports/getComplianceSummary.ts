@@ -1,5 +1,6 @@
 import { z } from "zod";
 import type { Queryable } from "../store/Database";
+import { readSyncPasses, resyncQueueStats, type SyncPass } from "../sync/fleetSyncStore";
 import {
   complianceStates,
   effectiveDeviceStateSql,
@@ -23,7 +24,13 @@ export interface ComplianceSummary {
   propertiesByState: StateCounts;
   byProperty: { path: string; total: number; byState: StateCounts }[];
   timeToCompliance: { sinceSeconds: number; count: number; p50: number | null; p95: number | null };
+  /** The fleet sync: the last complete pass and the one in progress (whole store, whatever the filters). */
+  fleetSync: { lastComplete: FleetSyncPassReport | null; inProgress: FleetSyncPassReport | null };
+  /** Twins flagged for the resync queue (whole store, whatever the filters). */
+  resyncNeeded: { count: number; oldestSince: string | null; oldestAgeSeconds: number | null };
 }
+
+export type FleetSyncPassReport = Omit<SyncPass, "continuation">;
 
 export interface SummaryOptions {
   now?: Date;
@@ -52,6 +59,8 @@ export async function getComplianceSummary(db: Queryable, filters: ReportFilters
       ? await readCounters(db, now)
       : { byState: await countDevices(db, filters, now), byPath: await countRecords(db, filters, now) };
   const timeToCompliance = await timeToCompliancePercentiles(db, filters, now, sinceSeconds);
+  const passes = await readSyncPasses(db);
+  const resync = await resyncQueueStats(db);
 
   const propertiesByState = emptyStateCounts();
   const byProperty = new Map<string, StateCounts>();
@@ -72,7 +81,18 @@ export async function getComplianceSummary(db: Queryable, filters: ReportFilters
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
       .map(([path, counts]) => ({ path, total: sum(counts), byState: counts })),
     timeToCompliance: { sinceSeconds, ...timeToCompliance },
+    fleetSync: { lastComplete: passReport(passes.lastComplete), inProgress: passReport(passes.inProgress) },
+    resyncNeeded: {
+      ...resync,
+      oldestAgeSeconds: resync.oldestSince === null ? null : Math.max(0, Math.round((now.getTime() - Date.parse(resync.oldestSince)) / 1000)),
+    },
   };
+}
+
+function passReport(pass: SyncPass | null): FleetSyncPassReport | null {
+  if (pass === null) return null;
+  const { continuation: _continuation, ...report } = pass;
+  return report;
 }
 
 async function countDevices(db: Queryable, filters: ReportFilters, now: Date): Promise<StateCounts> {

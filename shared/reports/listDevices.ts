@@ -18,6 +18,8 @@ export interface DeviceListItem {
   stateSince: string;
   /** Property records by state (only states present). */
   counts: Partial<Record<ComplianceState, number>>;
+  /** When the twin was flagged for the resync queue (null: not flagged). */
+  resyncNeededSince: string | null;
 }
 
 export interface DeviceList {
@@ -32,6 +34,8 @@ export interface ListDevicesOptions {
   after?: { deviceId: string; moduleId: string };
   /** Device id prefix (the dashboard's search box). */
   deviceIdPrefix?: string;
+  /** Only twins flagged for the resync queue (true) or only twins not flagged (false). */
+  resyncNeeded?: boolean;
   now?: Date;
 }
 
@@ -41,6 +45,7 @@ const row = z.object({
   state: z.enum(complianceStates),
   state_since: z.coerce.date(),
   counts: z.partialRecord(z.enum(complianceStates), z.coerce.number()).nullable(),
+  resync_since: z.coerce.date().nullable(),
 });
 
 /**
@@ -55,14 +60,18 @@ export async function listDevices(db: Queryable, filters: ReportFilters, options
   const where = deviceFilterSql("d", filters, params, nowSql);
   if (options.after) where.push(`(d.device_id, d.module_id) > (${params.add(options.after.deviceId)}, ${params.add(options.after.moduleId)})`);
   if (options.deviceIdPrefix) where.push(`starts_with(d.device_id, ${params.add(options.deviceIdPrefix)})`);
+  if (options.resyncNeeded !== undefined) where.push(`${options.resyncNeeded ? "" : "NOT "}coalesce(t.resync_needed, false)`);
   const { rows } = await db.query(
     `SELECT d.device_id, d.module_id, ${effectiveDeviceStateSql("d", nowSql)} AS state, ${effectiveDeviceSinceSql("d", nowSql)} AS state_since,
             (SELECT jsonb_object_agg(c.state, c.n)
                FROM (SELECT ${effectiveRecordStateSql("r", nowSql)} AS state, count(*) AS n
                        FROM property_records r
                       WHERE r.device_id = d.device_id AND r.module_id = d.module_id
-                      GROUP BY 1) c) AS counts
-       FROM devices d ${whereSql(where)}
+                      GROUP BY 1) c) AS counts,
+            CASE WHEN t.resync_needed THEN coalesce(t.resync_since, t.updated_at) END AS resync_since
+       FROM devices d
+       LEFT JOIN twins t ON t.device_id = d.device_id AND t.module_id = d.module_id
+       ${whereSql(where)}
       ORDER BY d.device_id, d.module_id
       LIMIT ${params.add(limit + 1)}`,
     params.values,
@@ -77,6 +86,7 @@ export async function listDevices(db: Queryable, filters: ReportFilters, options
       state: r.state,
       stateSince: r.state_since.toISOString(),
       counts: r.counts ?? {},
+      resyncNeededSince: r.resync_since?.toISOString() ?? null,
     })),
     nextCursor: parsed.length > limit && last ? encodeDeviceCursor({ deviceId: last.device_id, moduleId: last.module_id }) : null,
   };

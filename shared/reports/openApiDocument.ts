@@ -22,6 +22,26 @@ const dateTime = { type: "string", format: "date-time" };
 const nullableDateTime = { type: ["string", "null"], format: "date-time" };
 const anyJson = { description: "Any JSON value (null when absent)." };
 const moduleId = { type: ["string", "null"], description: "null for a device twin." };
+const count = { type: "integer", minimum: 0 };
+const syncPass = {
+  type: ["object", "null"],
+  description: "A fleet sync pass: twin queries over every device and module twin, then getTwin of the stored twins it did not see.",
+  properties: {
+    id: { type: "integer" },
+    startedAt: dateTime,
+    finishedAt: nullableDateTime,
+    phase: { type: "string", enum: ["devices", "modules", "confirm", "done"], description: "devices, modules: paging the twin queries; confirm: reading unseen twins; done." },
+    runs: { type: "integer", minimum: 0, description: "Timer runs that worked on the pass." },
+    twinsRead: { ...count, description: "Twins read by the twin queries." },
+    twinsChanged: { ...count, description: "Twins whose stored copy was written (newer, unseen, flagged or re-created)." },
+    twinsRemoved: { ...count, description: "Twins absent from the complete pass whose getTwin answered 404: records removed, history kept." },
+    twinsConfirmed: { ...count, description: "Twins absent from the queries but found with getTwin." },
+    queriesUsed: { ...count, description: "Twin query pages requested (the hub's query quota)." },
+    errors: { ...count, description: "getTwin failures other than 404 and 429 (those twins were flagged for the resync queue)." },
+  },
+  required: ["id", "startedAt", "finishedAt", "phase", "runs", "twinsRead", "twinsChanged", "twinsRemoved", "twinsConfirmed", "queriesUsed", "errors"],
+  additionalProperties: false,
+};
 
 const filterParams = [
   { name: "state", in: "query", schema: state, description: "With `property`: that property's state. Otherwise, on device lists the device's state, on property records the record's state." },
@@ -110,8 +130,22 @@ export const openApiDocument = {
             required: ["sinceSeconds", "count", "p50", "p95"],
             additionalProperties: false,
           },
+          fleetSync: {
+            type: "object",
+            description: "The fleet sync (whole store, whatever the filters): the last complete pass and the one in progress.",
+            properties: { lastComplete: syncPass, inProgress: syncPass },
+            required: ["lastComplete", "inProgress"],
+            additionalProperties: false,
+          },
+          resyncNeeded: {
+            type: "object",
+            description: "Twins flagged for the resync queue (whole store, whatever the filters): a change the event path could not fill in, read again with back-off.",
+            properties: { count, oldestSince: nullableDateTime, oldestAgeSeconds: { type: ["integer", "null"], minimum: 0 } },
+            required: ["count", "oldestSince", "oldestAgeSeconds"],
+            additionalProperties: false,
+          },
         },
-        required: ["generatedAt", "devices", "properties", "byState", "propertiesByState", "byProperty", "timeToCompliance"],
+        required: ["generatedAt", "devices", "properties", "byState", "propertiesByState", "byProperty", "timeToCompliance", "fleetSync", "resyncNeeded"],
         additionalProperties: false,
       },
       DeviceList: {
@@ -121,8 +155,15 @@ export const openApiDocument = {
             type: "array",
             items: {
               type: "object",
-              properties: { deviceId: { type: "string" }, moduleId, state, stateSince: dateTime, counts: partialCounts },
-              required: ["deviceId", "moduleId", "state", "stateSince", "counts"],
+              properties: {
+                deviceId: { type: "string" },
+                moduleId,
+                state,
+                stateSince: dateTime,
+                counts: partialCounts,
+                resyncNeededSince: { ...nullableDateTime, description: "When the twin was flagged for the resync queue; null when it is not." },
+              },
+              required: ["deviceId", "moduleId", "state", "stateSince", "counts", "resyncNeededSince"],
               additionalProperties: false,
             },
           },
@@ -223,6 +264,7 @@ export const openApiDocument = {
           { name: "limit", in: "query", schema: { type: "integer", minimum: 1, maximum: 1000, default: 100 } },
           { name: "cursor", in: "query", schema: { type: "string" }, description: "`nextCursor` of the previous page." },
           { name: "q", in: "query", schema: { type: "string", maxLength: 128 }, description: "Device id prefix." },
+          { name: "resyncNeeded", in: "query", schema: { type: "string", enum: ["true", "false"] }, description: "Only twins flagged (true) or not flagged (false) for the resync queue." },
         ],
         responses: { "200": jsonResponse("DeviceList", "One page of twins."), "400": badRequest },
       },

@@ -100,6 +100,9 @@ export function parseQuery<S extends ParamSchemas>(
   return { ok: true, value: { ...(value as Parsed<S>), tags } };
 }
 
+/** `resyncNeeded=true|false`: twins flagged (or not) for the resync queue (device list). */
+export const resyncNeededParam = z.enum(["true", "false"], "must be true or false").transform((v) => v === "true");
+
 /** The filters shared by summary, device list and CSV export. */
 export const filterSchemas = { state: stateParam, property: propertyParam };
 

@@ -16,6 +16,8 @@ const calls: [string, string, string][] = [
   ["GET", "/api/compliance/devices?limit=2", "/compliance/devices"],
   ["GET", "/api/compliance/devices?property=firmware.version&state=stale", "/compliance/devices"],
   ["GET", "/api/compliance/devices?cursor=x", "/compliance/devices"],
+  ["GET", "/api/compliance/devices?resyncNeeded=true", "/compliance/devices"],
+  ["GET", "/api/compliance/devices?resyncNeeded=yes", "/compliance/devices"],
   ["GET", "/api/compliance/devices.csv?tag.site=berlin", "/compliance/devices.csv"],
   ["GET", "/api/compliance/devices.csv?limit=1", "/compliance/devices.csv"],
   ["GET", "/api/compliance/devices/dev-d", "/compliance/devices/{deviceId}"],
@@ -35,6 +37,16 @@ describe.each(reportStores())("OpenAPI document on %s", (_name, openStore) => {
   beforeAll(async () => {
     store = await openStore();
     await seedComplianceFleet(store.db, Date.now());
+    // A fleet sync pass complete and one in progress, and a twin flagged for the resync queue: the
+    // summary and device list then carry every field their schemas describe.
+    await store.db.query(
+      `INSERT INTO fleet_sync_passes (started_at, finished_at, phase, twins_read, queries_used, updated_at)
+       VALUES (now() - interval '1 hour', now() - interval '50 minutes', 'done', 5, 2, now()), (now(), NULL, 'modules', 3, 1, now())`,
+    );
+    await store.db.query(
+      `INSERT INTO twins (device_id, module_id, version, resync_needed, updated_at)
+       SELECT device_id, module_id, 1, true, now() FROM devices ORDER BY device_id, module_id LIMIT 1`,
+    );
     useStore(store.db);
   });
   afterAll(async () => {
@@ -69,7 +81,8 @@ describe.each(reportStores())("OpenAPI document on %s", (_name, openStore) => {
 
   it("rejects a body that breaks the schema (the check has teeth)", () => {
     const schema = { $ref: "#/components/schemas/DeviceList" };
-    expect(validateJsonSchema({ items: [{ deviceId: "a", moduleId: null, state: "green", stateSince: "x", counts: {} }], nextCursor: null, extra: 1 }, schema, doc)).toEqual([
+    const item = { deviceId: "a", moduleId: null, state: "green", stateSince: "x", counts: {}, resyncNeededSince: null };
+    expect(validateJsonSchema({ items: [item], nextCursor: null, extra: 1 }, schema, doc)).toEqual([
       "$.items[0].state: \"green\" is not one of [\"compliant\",\"pending\",\"drifted\",\"stale\",\"failed\",\"escalated\"]",
       "$.items[0].stateSince: not a date-time",
       "$: unexpected property 'extra'",

@@ -30,6 +30,15 @@ describe("loadConfig", () => {
         leaseMs: 300_000,
       },
       retention: { schedule: "0 0 * * * *", historyMs: 90 * 86_400_000, deadLetterMs: 30 * 86_400_000 },
+      fleetSync: {
+        schedule: "0 0 3 * * *",
+        pageSize: 1000,
+        runBudgetMs: 240_000,
+        queriesPerMinute: 20,
+        resyncSchedule: "30 * * * * *",
+        resyncBackoffBaseMs: 60_000,
+        resyncBackoffCapMs: 3_600_000,
+      },
       azureClientId: undefined,
     };
     expect(loadConfig({})).toEqual(expected);
