@@ -78,7 +78,8 @@ export interface Emulator {
   updateReported(id: TwinId, reportedPatch: JsonObject): number;
   query(sql: string, options?: RunTwinQueryOptions): TwinQueryPage;
 
-  readonly events: EventStream & Pick<TwinChangeEventStream, "partitionOf" | "length" | "setFaults">;
+  /** The routed stream; `append` routes an event of the caller's making (tests inject malformed ones), faults applied. */
+  readonly events: EventStream & Pick<TwinChangeEventStream, "partitionOf" | "length" | "setFaults" | "append">;
   readonly counters: EmulatorCounters;
   setThrottling(tier: ThrottleTier): void;
   setDesiredNotificationFilter(filter: DesiredNotificationFilter | undefined): void;
