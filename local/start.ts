@@ -265,6 +265,9 @@ async function main(): Promise<void> {
     // Opening the store first (PGlite boots in a few seconds) keeps the first batches from waiting on it.
     const db = await getStore();
     const forgotten = await forgetPreviousRun("sim-");
+    // One fleet-sync pass at start (then every minute, FLEET_SYNC_SCHEDULE): the store then holds
+    // exactly the twins of the hub it runs against, whatever an earlier run left in the data folder.
+    void host.runTimer("syncFleetTwins").catch((error: unknown) => logSink({ level: "warning", category: "start", functionName: "syncFleetTwins", message: (error as Error).message }));
 
     const store = db.kind === "pglite" ? `PGlite in ${process.env.PGLITE_DATA_DIR === "memory" ? "memory" : process.env.PGLITE_DATA_DIR}` : `PostgreSQL ${redact(process.env.DATABASE_URL ?? "")}`;
     const fns = host.functions.map((f) => `${f.name} (${f.trigger.replace(/Trigger$/, "")})`).join(", ");
