@@ -106,13 +106,17 @@ async function guarded(what: string, call: () => Promise<SdkTwinResult>, signal:
 
 function toHubError(what: string, error: unknown): HubRequestError {
   const source = typeof error === "object" && error !== null ? (error as { name?: unknown; message?: unknown; response?: unknown }) : {};
-  const name = typeof source.name === "string" && source.name !== "" ? source.name : "Error";
+  const sdkName = typeof source.name === "string" && source.name !== "" ? source.name : "Error";
   const message = typeof source.message === "string" ? source.message : String(error);
   const response = typeof source.response === "object" && source.response !== null ? (source.response as { statusCode?: unknown; headers?: unknown }) : {};
   const statusCode = typeof response.statusCode === "number" ? response.statusCode : undefined;
   const headers = typeof response.headers === "object" && response.headers !== null ? (response.headers as Record<string, unknown>) : {};
   const retryAfterSeconds = Number(headers["retry-after"]);
   const retryAfterMs = Number.isFinite(retryAfterSeconds) && retryAfterSeconds >= 0 && headers["retry-after"] !== undefined ? retryAfterSeconds * 1000 : undefined;
+  // azure-iothub names only DeviceNotFound and IotHubNotFound; a 404 with any other code (a module
+  // twin that is gone: ModuleNotFound) comes as a plain Error('Not found'). IoT Hub's own code says.
+  const code = /ErrorCode:(\w+)/.exec(typeof (error as { responseBody?: unknown })?.responseBody === "string" ? (error as { responseBody: string }).responseBody : "")?.[1];
+  const name = sdkName === "Error" && statusCode === 404 && code === "ModuleNotFound" ? "ModuleNotFoundError" : sdkName;
   return new HubRequestError(name, redact(`IoT Hub: ${what} failed: ${name}: ${message}`), statusCode, retryAfterMs);
 }
 

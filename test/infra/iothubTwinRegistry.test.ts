@@ -159,5 +159,15 @@ describe("createTwinRegistry", () => {
       const error = await registry?.getTwin({ deviceId: "nobody", moduleId: null }).catch((e: unknown) => e);
       expect(hubErrorKind(error)).toBe("notFound");
     });
+
+    it("reports a missing module of an existing device as notFound (azure-iothub raises it as a plain Error)", async () => {
+      const registry = registryFor();
+      const error = await registry?.getTwin({ deviceId: "cfg-1", moduleId: "gone" }).catch((e: unknown) => e);
+      expect(hubErrorKind(error)).toBe("notFound");
+    });
+
+    it("does not take a hub that does not exist for a missing twin", () => {
+      expect(hubErrorKind(Object.assign(new Error("Not found"), { name: "IotHubNotFoundError" }))).toBe("other");
+    });
   });
 });
