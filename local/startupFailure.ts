@@ -2,6 +2,7 @@ import { ConfigError } from "../shared/config";
 import { PolicyError } from "../shared/policy/Policy";
 import { redact } from "../shared/redact";
 import { StoreInUseError } from "../shared/store/openPglite";
+import { LocalSettingsError } from "./host/appSettings";
 
 /** A problem with the command line: one line, exit code 2. */
 export class UsageError extends Error {
@@ -18,14 +19,15 @@ export interface StartupFailure {
 
 /**
  * Turns a failure to start into lines for a terminal: one per bad setting (ConfigError), one for a bad
- * policy, one for a data folder in use — none with a stack trace, which would bury the one thing to fix.
+ * policy, one for a malformed local.settings.json, one for a data folder in use — none with a stack
+ * trace, which would bury the one thing to fix.
  * Anything unforeseen keeps its stack.
  */
 export function startupFailure(error: unknown): StartupFailure {
   if (error instanceof ConfigError) {
     return { lines: error.issues.map((i) => redact(`invalid setting ${i.setting}: ${i.problem}`)), exitCode: 2 };
   }
-  if (error instanceof PolicyError) return { lines: [oneLine(error.message)], exitCode: 2 };
+  if (error instanceof PolicyError || error instanceof LocalSettingsError) return { lines: [oneLine(error.message)], exitCode: 2 };
   if (error instanceof StoreInUseError) return { lines: [oneLine(error.message)], exitCode: 1 };
   if (error instanceof UsageError || isArgumentError(error)) return { lines: [oneLine(error.message)], exitCode: 2 };
   return { lines: [redact(error instanceof Error ? (error.stack ?? error.message) : String(error))], exitCode: 1 };

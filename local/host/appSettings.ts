@@ -44,27 +44,45 @@ export interface LocalSettings {
   source: "local.settings.json" | "defaults";
 }
 
-/** Reads `local.settings.json` from `rootDir`, as `func start` does. */
+/** local.settings.json is there but unusable: the message names the file and what is wrong (it never quotes a value). */
+export class LocalSettingsError extends Error {
+  override readonly name = "LocalSettingsError";
+}
+
+/** Reads `local.settings.json` from `rootDir`, as `func start` does; throws LocalSettingsError when it is malformed. */
 export function readLocalSettings(rootDir: string): LocalSettings {
   const file = path.join(rootDir, "local.settings.json");
   if (!existsSync(file)) return { values: {}, source: "defaults" };
+  const bad = (what: string) => new LocalSettingsError(`${file}: ${what}; fix it or remove the file to use the defaults`);
+  const text = readFileSync(file, "utf8");
   let parsed: unknown;
   try {
-    parsed = JSON.parse(readFileSync(file, "utf8"));
+    parsed = JSON.parse(text);
   } catch (error) {
-    throw new Error(`local.settings.json is not valid JSON (${(error as Error).message}); fix it or remove it to use the defaults`);
+    // JSON.parse quotes the text around the error, which may be a connection string: give only where it is.
+    throw bad(`is not valid JSON${jsonErrorPlace(text, (error as Error).message)}`);
   }
+  if (!isRecord(parsed)) throw bad("must be a JSON object with a \"Values\" object");
+  if (parsed.Values !== undefined && !isRecord(parsed.Values)) throw bad("\"Values\" must be an object of setting names to strings");
   const values: Record<string, string> = {};
-  if (isRecord(parsed) && isRecord(parsed.Values)) {
-    for (const [key, value] of Object.entries(parsed.Values)) {
-      if (value !== null && value !== undefined) values[key] = String(value);
-    }
+  for (const [key, value] of Object.entries(parsed.Values ?? {})) {
+    if (typeof value !== "string") throw bad(`Values.${key} must be a string (it is ${value === null ? "null" : Array.isArray(value) ? "an array" : `a ${typeof value}`}): quote it`);
+    values[key] = value;
   }
   const settings: LocalSettings = { values, source: "local.settings.json" };
-  if (isRecord(parsed) && isRecord(parsed.Host) && typeof parsed.Host.LocalHttpPort === "number") {
+  if (isRecord(parsed.Host) && typeof parsed.Host.LocalHttpPort === "number") {
     settings.localHttpPort = parsed.Host.LocalHttpPort;
   }
   return settings;
+}
+
+/** Where JSON.parse stopped, as " at line L, column C" (or that the text ends too early); nothing when it does not say. */
+function jsonErrorPlace(text: string, message: string): string {
+  const position = /at position (\d+)/.exec(message)?.[1];
+  if (position === undefined) return /end of JSON input/i.test(message) ? " (it ends too early)" : "";
+  if (Number(position) >= text.trimEnd().length) return " (it ends too early)";
+  const before = text.slice(0, Number(position)).split("\n");
+  return ` at line ${before.length}, column ${before.at(-1)!.length + 1}`;
 }
 
 /**

@@ -58,6 +58,10 @@ const problemResponse = (description: string) => ({
   content: { "application/problem+json": { schema: { $ref: "#/components/schemas/Problem" } } },
 });
 const badRequest = problemResponse("A parameter is invalid; `invalid-params` names it.");
+const storeUnavailable = {
+  ...problemResponse("The compliance store could not be reached or failed; retry later (the host log has the cause)."),
+  headers: { "Retry-After": { description: "Seconds to wait before retrying.", required: true, schema: { type: "integer", minimum: 1 } } },
+};
 const jsonResponse = (ref: string, description: string) => ({
   description,
   content: { "application/json": { schema: { $ref: `#/components/schemas/${ref}` } } },
@@ -71,7 +75,9 @@ export const openApiDocument = {
     description:
       "Per-device, per-property compliance of IoT Hub device twins (desired vs reported). States, best first: " +
       complianceStates.join(" < ") +
-      ". A pending record past its staleAfter is reported stale at the time you ask.",
+      ". A pending record past its staleAfter is reported stale at the time you ask. Errors are application/problem+json " +
+      "(components.schemas.Problem). On the local host (npm start), a path no route serves answers components.responses.NotFound " +
+      "and a method a route does not take answers components.responses.MethodNotAllowed.",
   },
   servers: [{ url: "/api" }],
   components: {
@@ -241,6 +247,13 @@ export const openApiDocument = {
         additionalProperties: false,
       },
     },
+    responses: {
+      NotFound: problemResponse("No route serves this path."),
+      MethodNotAllowed: {
+        ...problemResponse("The route does not take this method."),
+        headers: { Allow: { description: "The methods the route takes.", required: true, schema: { type: "string" } } },
+      },
+    },
   },
   security: [{ functionKey: [] }],
   paths: {
@@ -252,7 +265,7 @@ export const openApiDocument = {
           ...filterParams,
           { name: "since", in: "query", schema: { type: "string", pattern: "^\\d{1,7}[smhd]$" }, description: "Time-to-compliance window, e.g. 30m, 24h (default), 7d; at most 90d." },
         ],
-        responses: { "200": jsonResponse("Summary", "The summary."), "400": badRequest },
+        responses: { "200": jsonResponse("Summary", "The summary."), "400": badRequest, "503": storeUnavailable },
       },
     },
     "/compliance/devices": {
@@ -266,7 +279,7 @@ export const openApiDocument = {
           { name: "q", in: "query", schema: { type: "string", maxLength: 128 }, description: "Device id prefix." },
           { name: "resyncNeeded", in: "query", schema: { type: "string", enum: ["true", "false"] }, description: "Only twins flagged (true) or not flagged (false) for the resync queue." },
         ],
-        responses: { "200": jsonResponse("DeviceList", "One page of twins."), "400": badRequest },
+        responses: { "200": jsonResponse("DeviceList", "One page of twins."), "400": badRequest, "503": storeUnavailable },
       },
     },
     "/compliance/devices.csv": {
@@ -277,6 +290,7 @@ export const openApiDocument = {
         responses: {
           "200": { description: `CSV columns: ${csvColumns.join(", ")}.`, content: { "text/csv": { schema: { type: "string" } } } },
           "400": badRequest,
+          "503": storeUnavailable,
         },
       },
     },
@@ -288,7 +302,7 @@ export const openApiDocument = {
           { name: "deviceId", in: "path", required: true, schema: { type: "string", maxLength: 128 } },
           { name: "moduleId", in: "query", schema: { type: "string", maxLength: 128 }, description: "For a module twin." },
         ],
-        responses: { "200": jsonResponse("DeviceDetail", "The twin's compliance."), "400": badRequest, "404": problemResponse("No such twin.") },
+        responses: { "200": jsonResponse("DeviceDetail", "The twin's compliance."), "400": badRequest, "404": problemResponse("No such twin."), "503": storeUnavailable },
       },
     },
     "/compliance/devices/{deviceId}/repush": {
@@ -304,6 +318,7 @@ export const openApiDocument = {
           "400": badRequest,
           "404": problemResponse("No such twin."),
           "409": problemResponse("Nothing to re-push: every property is compliant or failed."),
+          "503": storeUnavailable,
         },
       },
     },

@@ -1,36 +1,165 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { startLocalHost, type LocalHost } from "../../local/host/startLocalHost";
 import { openApiDocument } from "../../shared/reports/openApiDocument";
 import { useStore } from "../../shared/reports/getStore";
+import type { Database } from "../../shared/store/Database";
 import { seedComplianceFleet } from "./complianceFixture";
 import { invokeComplianceApi, registeredRoutes } from "./invokeComplianceApi";
 import { validateJsonSchema } from "./jsonSchema";
 import { reportStores, type TestStore } from "./reportStores";
 
-type Doc = { paths: Record<string, Record<string, { responses: Record<string, { content?: Record<string, { schema: Record<string, unknown> }> }> }>> };
+interface DocumentedResponse {
+  content?: Record<string, { schema: Record<string, unknown> }>;
+  headers?: Record<string, { required?: boolean; schema: Record<string, unknown> }>;
+}
+type Doc = {
+  paths: Record<string, Record<string, { responses: Record<string, DocumentedResponse> }>>;
+  components: { responses: Record<string, DocumentedResponse> };
+};
 const doc = openApiDocument as unknown as Doc & Record<string, unknown>;
 
-/** Every route called with a good and the bad inputs it documents: [method, url, documented path]. */
-const calls: [string, string, string][] = [
-  ["GET", "/api/compliance/summary", "/compliance/summary"],
-  ["GET", "/api/compliance/summary?tag.site=paris&since=7d", "/compliance/summary"],
-  ["GET", "/api/compliance/summary?state=nope", "/compliance/summary"],
-  ["GET", "/api/compliance/devices?limit=2", "/compliance/devices"],
-  ["GET", "/api/compliance/devices?property=firmware.version&state=stale", "/compliance/devices"],
-  ["GET", "/api/compliance/devices?cursor=x", "/compliance/devices"],
-  ["GET", "/api/compliance/devices?resyncNeeded=true", "/compliance/devices"],
-  ["GET", "/api/compliance/devices?resyncNeeded=yes", "/compliance/devices"],
-  ["GET", "/api/compliance/devices.csv?tag.site=berlin", "/compliance/devices.csv"],
-  ["GET", "/api/compliance/devices.csv?limit=1", "/compliance/devices.csv"],
-  ["GET", "/api/compliance/devices/dev-d", "/compliance/devices/{deviceId}"],
-  ["GET", "/api/compliance/devices/dev-e?moduleId=m1", "/compliance/devices/{deviceId}"],
-  ["GET", "/api/compliance/devices/nobody", "/compliance/devices/{deviceId}"],
-  ["GET", "/api/compliance/devices/dev-d?moduleId=", "/compliance/devices/{deviceId}"],
-  ["POST", "/api/compliance/devices/dev-c/repush", "/compliance/devices/{deviceId}/repush"],
-  ["POST", "/api/compliance/devices/dev-a/repush", "/compliance/devices/{deviceId}/repush"],
-  ["POST", "/api/compliance/devices/nobody/repush", "/compliance/devices/{deviceId}/repush"],
-  ["POST", "/api/compliance/devices/dev-a/repush?x=1", "/compliance/devices/{deviceId}/repush"],
-  ["GET", "/api/openapi.json", "/openapi.json"],
-  ["GET", "/api/dashboard", "/dashboard"],
+/** Every route called with a good and the bad inputs it documents: [method, url, documented path, expected status]. */
+const calls: [string, string, string, number][] = [
+  ["GET", "/api/compliance/summary", "/compliance/summary", 200],
+  ["GET", "/api/compliance/summary?tag.site=paris&since=7d", "/compliance/summary", 200],
+  ["GET", "/api/compliance/summary?state=nope", "/compliance/summary", 400],
+  ["GET", "/api/compliance/devices?limit=2", "/compliance/devices", 200],
+  ["GET", "/api/compliance/devices?property=firmware.version&state=stale", "/compliance/devices", 200],
+  ["GET", "/api/compliance/devices?cursor=x", "/compliance/devices", 400],
+  ["GET", "/api/compliance/devices?resyncNeeded=true", "/compliance/devices", 200],
+  ["GET", "/api/compliance/devices?resyncNeeded=yes", "/compliance/devices", 400],
+  ["GET", "/api/compliance/devices.csv?tag.site=berlin", "/compliance/devices.csv", 200],
+  ["GET", "/api/compliance/devices.csv?limit=1", "/compliance/devices.csv", 400],
+  ["GET", "/api/compliance/devices/dev-d", "/compliance/devices/{deviceId}", 200],
+  ["GET", "/api/compliance/devices/dev-e?moduleId=m1", "/compliance/devices/{deviceId}", 200],
+  ["GET", "/api/compliance/devices/nobody", "/compliance/devices/{deviceId}", 404],
+  ["GET", "/api/compliance/devices/dev-d?moduleId=", "/compliance/devices/{deviceId}", 400],
+  ["POST", "/api/compliance/devices/dev-c/repush", "/compliance/devices/{deviceId}/repush", 202],
+  ["POST", "/api/compliance/devices/dev-a/repush", "/compliance/devices/{deviceId}/repush", 409],
+  ["POST", "/api/compliance/devices/nobody/repush", "/compliance/devices/{deviceId}/repush", 404],
+  ["POST", "/api/compliance/devices/dev-a/repush?x=1", "/compliance/devices/{deviceId}/repush", 400],
+  ["GET", "/api/openapi.json", "/openapi.json", 200],
+  ["GET", "/api/dashboard", "/dashboard", 200],
 ];
+
+const cursorOf = (json: string) => Buffer.from(json).toString("base64url");
+const long = (n: number) => "x".repeat(n);
+const summary = "/compliance/summary";
+const devices = "/compliance/devices";
+const csv = "/compliance/devices.csv";
+const detail = "/compliance/devices/{deviceId}";
+const repush = "/compliance/devices/{deviceId}/repush";
+
+/**
+ * One bad value of each kind for each parameter: [method, url, documented path, the parameter
+ * `invalid-params` must name]. A lone surrogate cannot travel in a URL (it is sent as U+FFFD), so
+ * it is tried where a client's text is decoded by the API itself: inside a forged cursor.
+ */
+const badParams: [string, string, string, string][] = [
+  ["GET", "/api/compliance/summary?state=green", summary, "state"],
+  ["GET", "/api/compliance/summary?property=%00", summary, "property"],
+  ["GET", "/api/compliance/summary?property=a%00b", summary, "property"],
+  ["GET", `/api/compliance/summary?property=${long(513)}`, summary, "property"],
+  ["GET", "/api/compliance/summary?property=", summary, "property"],
+  ["GET", "/api/compliance/summary?tag.site=%00", summary, "tag.site"],
+  ["GET", `/api/compliance/summary?tag.site=${long(257)}`, summary, "tag.site"],
+  ["GET", "/api/compliance/summary?tag.si%00te=paris", summary, "tag.si\u0000te"],
+  ["GET", `/api/compliance/summary?tag.${long(129)}=paris`, summary, `tag.${long(129)}`],
+  ["GET", "/api/compliance/summary?tag.a.b.c.d.e.f.g.h.i=1", summary, "tag.a.b.c.d.e.f.g.h.i"],
+  ["GET", `/api/compliance/summary?${Array.from({ length: 11 }, (_, i) => `tag.t${i}=1`).join("&")}`, summary, "tag.*"],
+  ["GET", "/api/compliance/summary?since=91d", summary, "since"],
+  ["GET", "/api/compliance/summary?since=1w", summary, "since"],
+  ["GET", "/api/compliance/summary?since=%00", summary, "since"],
+  ["GET", "/api/compliance/summary?state=failed&state=failed", summary, "state"],
+  ["GET", "/api/compliance/summary?nope=1", summary, "nope"],
+  ["GET", `/api/compliance/summary?${long(300)}=1`, summary, `${long(256)}…`],
+  ["GET", "/api/compliance/devices?limit=0", devices, "limit"],
+  ["GET", "/api/compliance/devices?limit=1001", devices, "limit"],
+  ["GET", "/api/compliance/devices?limit=1.5", devices, "limit"],
+  ["GET", `/api/compliance/devices?limit=${"9".repeat(400)}`, devices, "limit"],
+  ["GET", "/api/compliance/devices?q=%00", devices, "q"],
+  ["GET", "/api/compliance/devices?q=dev%20a", devices, "q"],
+  ["GET", `/api/compliance/devices?q=${long(129)}`, devices, "q"],
+  ["GET", "/api/compliance/devices?resyncNeeded=1", devices, "resyncNeeded"],
+  ["GET", "/api/compliance/devices?property=%00", devices, "property"],
+  ["GET", "/api/compliance/devices?tag.site=%00", devices, "tag.site"],
+  ["GET", "/api/compliance/devices?cursor=%00", devices, "cursor"],
+  ["GET", "/api/compliance/devices?cursor=", devices, "cursor"],
+  ["GET", `/api/compliance/devices?cursor=${"A".repeat(1101)}`, devices, "cursor"],
+  ["GET", `/api/compliance/devices?cursor=${cursorOf("not json")}`, devices, "cursor"],
+  ["GET", `/api/compliance/devices?cursor=${cursorOf("[]")}`, devices, "cursor"],
+  ["GET", `/api/compliance/devices?cursor=${cursorOf('"dev-a"')}`, devices, "cursor"],
+  ["GET", `/api/compliance/devices?cursor=${cursorOf('{"v":2,"d":"dev-a","m":""}')}`, devices, "cursor"],
+  ["GET", `/api/compliance/devices?cursor=${cursorOf('{"v":1,"d":"dev-a","m":"","x":1}')}`, devices, "cursor"],
+  ["GET", `/api/compliance/devices?cursor=${cursorOf('{"v":1,"d":7,"m":""}')}`, devices, "cursor"],
+  ["GET", `/api/compliance/devices?cursor=${cursorOf('{"v":1,"d":"dev\\u0000a","m":""}')}`, devices, "cursor"],
+  ["GET", `/api/compliance/devices?cursor=${cursorOf('{"v":1,"d":"dev-a","m":"\\ud800"}')}`, devices, "cursor"],
+  ["GET", `/api/compliance/devices?cursor=${cursorOf(`{"v":1,"d":"${long(257)}","m":""}`)}`, devices, "cursor"],
+  ["GET", "/api/compliance/devices.csv?tag.site=%00", csv, "tag.site"],
+  ["GET", "/api/compliance/devices.csv?property=%00", csv, "property"],
+  ["GET", "/api/compliance/devices.csv?state=green", csv, "state"],
+  ["GET", "/api/compliance/devices.csv?cursor=x", csv, "cursor"],
+  ["GET", "/api/compliance/devices/dev%00a", detail, "deviceId"],
+  ["GET", `/api/compliance/devices/${long(129)}`, detail, "deviceId"],
+  ["GET", "/api/compliance/devices/d%C3%A9v", detail, "deviceId"],
+  ["GET", "/api/compliance/devices/dev-d?moduleId=%00", detail, "moduleId"],
+  ["GET", `/api/compliance/devices/dev-d?moduleId=${long(129)}`, detail, "moduleId"],
+  ["GET", "/api/compliance/devices/dev-d?state=failed", detail, "state"],
+  ["POST", "/api/compliance/devices/dev%00a/repush", repush, "deviceId"],
+  ["POST", `/api/compliance/devices/${long(129)}/repush`, repush, "deviceId"],
+  ["POST", "/api/compliance/devices/dev-a/repush?moduleId=%00", repush, "moduleId"],
+  ["POST", `/api/compliance/devices/dev-a/repush?moduleId=${long(129)}`, repush, "moduleId"],
+];
+
+/** The routes that read the store, each with good parameters: a failing store makes each a 503. */
+const storeCalls: [string, string, string][] = [
+  ["GET", "/api/compliance/summary?since=7d", summary],
+  ["GET", "/api/compliance/devices?limit=5", devices],
+  ["GET", "/api/compliance/devices.csv", csv],
+  ["GET", "/api/compliance/devices/dev-a", detail],
+  ["POST", "/api/compliance/devices/dev-a/repush", repush],
+];
+
+/** A store that fails every statement, as one whose connection was lost does (as in complianceApiStoreFailure.test.ts). */
+function failingStore(): Database {
+  const fail = async (): Promise<never> => {
+    throw new Error("Connection terminated unexpectedly");
+  };
+  return { kind: "postgres", query: fail, transaction: fail, close: async () => undefined };
+}
+
+/** `response` against `documented`: a content type it lists, a body its schema accepts, its required headers with valid values. */
+async function checkResponse(response: Response, documented: DocumentedResponse): Promise<unknown> {
+  const contentType = (response.headers.get("content-type") ?? "").split(";")[0]!.trim();
+  const media = documented.content?.[contentType];
+  expect({ contentType, documented: media !== undefined }).toEqual({ contentType, documented: true });
+  for (const [name, header] of Object.entries(documented.headers ?? {})) {
+    const value = response.headers.get(name);
+    if (value === null) {
+      expect({ header: name, present: !header.required }).toEqual({ header: name, present: true });
+      continue;
+    }
+    const typed = header.schema.type === "integer" && /^-?\d+$/.test(value) ? Number(value) : value;
+    expect({ header: name, errors: validateJsonSchema(typed, header.schema, doc) }).toEqual({ header: name, errors: [] });
+  }
+  const text = await response.text();
+  const body: unknown = contentType.endsWith("json") ? JSON.parse(text) : text;
+  expect(validateJsonSchema(body, media!.schema, doc)).toEqual([]);
+  return body;
+}
+
+/** The documented response of `method path` for the status `response` has. */
+function documentedResponse(method: string, path: string, response: Response): DocumentedResponse {
+  const operation = doc.paths[path]?.[method.toLowerCase()];
+  expect(operation).toBeDefined();
+  const documented = operation!.responses[String(response.status)];
+  expect({ status: response.status, documented: documented !== undefined }).toEqual({ status: response.status, documented: true });
+  return documented!;
+}
+
+const operations = () => Object.entries(doc.paths).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m} ${path}`));
 
 describe.each(reportStores())("OpenAPI document on %s", (_name, openStore) => {
   let store: TestStore;
@@ -62,21 +191,32 @@ describe.each(reportStores())("OpenAPI document on %s", (_name, openStore) => {
 
   it("is called on every documented operation by this suite", () => {
     const called = new Set(calls.map(([m, , p]) => `${m.toLowerCase()} ${p}`));
-    expect(Object.entries(doc.paths).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m} ${path}`)).filter((op) => !called.has(op))).toEqual([]);
+    expect(operations().filter((op) => !called.has(op))).toEqual([]);
   });
 
-  it.each(calls)("%s %s answers a documented status with a body its schema accepts", async (method, url, path) => {
+  it("calls every documented status of every operation (the document lists no status that never happens)", () => {
+    const expected = new Set([
+      ...calls.map(([m, , p, status]) => `${m.toLowerCase()} ${p} ${status}`),
+      ...badParams.map(([m, , p]) => `${m.toLowerCase()} ${p} 400`),
+      ...storeCalls.map(([m, , p]) => `${m.toLowerCase()} ${p} 503`),
+    ]);
+    const documented = Object.entries(doc.paths).flatMap(([path, ops]) =>
+      Object.entries(ops).flatMap(([m, op]) => Object.keys(op.responses).map((status) => `${m} ${path} ${status}`)),
+    );
+    expect(documented.filter((d) => !expected.has(d))).toEqual([]);
+  });
+
+  it.each(calls)("%s %s answers a documented status with a body its schema accepts", async (method, url, path, status) => {
     const response = await invokeComplianceApi(method, url);
-    const operation = doc.paths[path]?.[method.toLowerCase()];
-    expect(operation).toBeDefined();
-    const documented = operation!.responses[String(response.status)];
-    expect({ status: response.status, documented: documented !== undefined }).toEqual({ status: response.status, documented: true });
-    const contentType = (response.headers.get("content-type") ?? "").split(";")[0]!.trim();
-    const media = documented!.content?.[contentType];
-    expect({ contentType, documented: media !== undefined }).toEqual({ contentType, documented: true });
-    const text = await response.text();
-    const body: unknown = contentType.endsWith("json") ? JSON.parse(text) : text;
-    expect(validateJsonSchema(body, media!.schema, doc)).toEqual([]);
+    expect(response.status).toBe(status);
+    await checkResponse(response as unknown as Response, documentedResponse(method, path, response as unknown as Response));
+  });
+
+  it.each(badParams)("%s %s answers the documented 400 problem naming the parameter", async (method, url, path, name) => {
+    const response = await invokeComplianceApi(method, url);
+    expect(response.status).toBe(400);
+    const body = (await checkResponse(response as unknown as Response, documentedResponse(method, path, response as unknown as Response))) as { "invalid-params"?: { name: string }[] };
+    expect(body["invalid-params"]?.map((p) => p.name)).toContain(name);
   });
 
   it("rejects a body that breaks the schema (the check has teeth)", () => {
@@ -88,4 +228,55 @@ describe.each(reportStores())("OpenAPI document on %s", (_name, openStore) => {
       "$: unexpected property 'extra'",
     ]);
   });
+});
+
+describe("OpenAPI document when the store fails", () => {
+  let hostLog: jest.SpyInstance;
+  // The handlers log the store's failure through their InvocationContext, which writes to the console here.
+  beforeEach(() => (hostLog = jest.spyOn(console, "error").mockImplementation(() => undefined)));
+  afterEach(() => {
+    useStore(undefined);
+    hostLog.mockRestore();
+  });
+
+  it.each(storeCalls)("%s %s answers the documented 503 problem with Retry-After", async (method, url, path) => {
+    useStore(failingStore());
+    const response = (await invokeComplianceApi(method, url)) as unknown as Response;
+    expect(response.status).toBe(503);
+    const documented = documentedResponse(method, path, response);
+    expect(documented.headers?.["Retry-After"]?.required).toBe(true);
+    await checkResponse(response, documented);
+  });
+});
+
+describe("OpenAPI document on the local host", () => {
+  let host: LocalHost;
+  const rootDir = mkdtempSync(path.join(tmpdir(), "openapi-host-"));
+  beforeAll(async () => {
+    host = await startLocalHost({ modules: [path.join(__dirname, "..", "..", "functions", "complianceApi.ts")], rootDir, port: 0, scheduleTimers: false, log: () => undefined });
+  });
+  afterAll(async () => {
+    await host?.stop();
+    rmSync(rootDir, { recursive: true, force: true });
+  });
+
+  const methods = ["GET", "POST", "PUT", "PATCH", "DELETE"];
+  const notTaken = Object.entries(doc.paths).flatMap(([p, ops]) =>
+    methods.filter((m) => !(m.toLowerCase() in ops)).map((m) => [m, p, Object.keys(ops).map((o) => o.toUpperCase()).sort().join(", ")] as const),
+  );
+
+  it.each(notTaken)("%s %s answers components.responses.MethodNotAllowed with Allow: %s", async (method, documentedPath, allow) => {
+    const response = await fetch(`http://127.0.0.1:${host.port}/api${documentedPath.replace("{deviceId}", "dev-a")}`, { method });
+    expect([response.status, response.headers.get("allow")]).toEqual([405, allow]);
+    await checkResponse(response, doc.components.responses.MethodNotAllowed!);
+  });
+
+  it.each(["/api/compliance", "/api/compliance/devices/dev-a/history", "/api/openapi.yaml", "/compliance/summary"])(
+    "GET %s (no documented path) answers components.responses.NotFound",
+    async (url) => {
+      const response = await fetch(`http://127.0.0.1:${host.port}${url}`);
+      expect(response.status).toBe(404);
+      await checkResponse(response, doc.components.responses.NotFound!);
+    },
+  );
 });
