@@ -1,18 +1,7 @@
 import { complianceRoutes } from "../../shared/reports/complianceRoutes";
 import { useStore } from "../../shared/reports/getStore";
-import type { Database } from "../../shared/store/Database";
 import { invokeComplianceApi } from "./invokeComplianceApi";
-
-/**
- * A store that fails every statement as a lost PostgreSQL connection does. Limits: it fails at once and
- * always (no partial results, no recovery); the outage itself is in test/integration/storeOutage.test.ts.
- */
-function failingStore(message = "Connection terminated unexpectedly"): Database {
-  const fail = async (): Promise<never> => {
-    throw new Error(message);
-  };
-  return { kind: "postgres", query: fail, transaction: fail, close: async () => undefined };
-}
+import { failingStore } from "../support/failingStore";
 
 describe("compliance API when the store fails", () => {
   let hostLog: jest.SpyInstance;

@@ -4,11 +4,11 @@ import path from "node:path";
 import { startLocalHost, type LocalHost } from "../../local/host/startLocalHost";
 import { openApiDocument } from "../../shared/reports/openApiDocument";
 import { useStore } from "../../shared/reports/getStore";
-import type { Database } from "../../shared/store/Database";
 import { seedComplianceFleet } from "./complianceFixture";
 import { invokeComplianceApi, registeredRoutes } from "./invokeComplianceApi";
 import { validateJsonSchema } from "./jsonSchema";
 import { reportStores, type TestStore } from "./reportStores";
+import { failingStore } from "../support/failingStore";
 
 interface DocumentedResponse {
   content?: Record<string, { schema: Record<string, unknown> }>;
@@ -121,14 +121,6 @@ const storeCalls: [string, string, string][] = [
   ["GET", "/api/compliance/devices/dev-a", detail],
   ["POST", "/api/compliance/devices/dev-a/repush", repush],
 ];
-
-/** A store that fails every statement, as one whose connection was lost does (as in complianceApiStoreFailure.test.ts). */
-function failingStore(): Database {
-  const fail = async (): Promise<never> => {
-    throw new Error("Connection terminated unexpectedly");
-  };
-  return { kind: "postgres", query: fail, transaction: fail, close: async () => undefined };
-}
 
 /** `response` against `documented`: a content type it lists, a body its schema accepts, its required headers with valid values. */
 async function checkResponse(response: Response, documented: DocumentedResponse): Promise<unknown> {
