@@ -1,9 +1,8 @@
 import type { TransitionCause } from "./compliance/ComplianceState";
 import { evaluateCompliance } from "./compliance/evaluateCompliance";
 import type { PropertyRecord } from "./compliance/PropertyRecord";
-import { summarizeDevice } from "./compliance/summarizeDevice";
 import type { Policy } from "./policy/Policy";
-import { keyString, loadTwinStates, writeBatch, type BatchWrite, type StoredTwinState } from "./store/complianceStore";
+import { addDeviceRow, keyString, loadTwinStates, writeBatch, type BatchWrite, type StoredTwinState } from "./store/complianceStore";
 import type { Database } from "./store/Database";
 import { lockTwins } from "./store/lockTwins";
 import { removeDeletedTwin } from "./store/repushStore";
@@ -137,7 +136,6 @@ function addHubTwin(write: BatchWrite, twin: Twin, state: StoredTwinState | unde
   for (const record of evaluation.changed) write.records.push({ key, record });
   for (const path of evaluation.removed) write.removed.push({ key, path });
   for (const transition of evaluation.transitions) write.history.push({ key, transition });
-  const device = { ...summarizeDevice(evaluation.records, state?.device, at), tags: twin.tags, resyncNeeded: false };
-  if (!jsonEqual(device, state?.storedDevice)) write.devices.push({ key, ...device });
+  addDeviceRow(write, key, evaluation.records, state?.device, at, { tags: twin.tags, resyncNeeded: false }, state?.storedDevice);
   return evaluation.transitions.length;
 }

@@ -9,6 +9,7 @@ import type { TwinRegistry } from "./hub/TwinRegistry";
 import type { Policy } from "./policy/Policy";
 import type { Database, Queryable } from "./store/Database";
 import {
+  addDeviceRow,
   isDataError,
   keyString,
   listModuleTwins,
@@ -25,7 +26,7 @@ import {
 import { lockTwins } from "./store/lockTwins";
 import { removeDeletedTwin } from "./store/repushStore";
 import { applyTwinChange } from "./twin/applyTwinChange";
-import { jsonEqual, type Json, type JsonObject } from "./twin/json";
+import type { Json, JsonObject } from "./twin/json";
 import { twinKeyString, type Twin, type TwinKey } from "./twin/Twin";
 
 export interface ReconcileDeps {
@@ -536,9 +537,7 @@ function segmentWrite(key: TwinKey, state: StoredTwinState, segment: Segment, st
   for (const record of segment.records.values()) write.records.push({ key, record });
   for (const path of segment.removed) write.removed.push({ key, path });
   for (const transition of segment.transitions) write.history.push({ key, transition });
-  const summary = summarizeDevice(state.records.values(), state.device, segment.lastTime);
-  const device = { ...summary, tags: state.twin.tags, resyncNeeded: state.resyncNeeded };
-  if (!jsonEqual(device, storedDevice)) write.devices.push({ key, ...device });
+  addDeviceRow(write, key, state.records.values(), state.device, segment.lastTime, { tags: state.twin.tags, resyncNeeded: state.resyncNeeded }, storedDevice);
   return write;
 }
 

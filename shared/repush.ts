@@ -4,13 +4,12 @@ import type { RepushConfig } from "./config";
 import { evaluateCompliance } from "./compliance/evaluateCompliance";
 import type { PropertyRecord, Transition } from "./compliance/PropertyRecord";
 import type { TransitionCause } from "./compliance/ComplianceState";
-import { summarizeDevice } from "./compliance/summarizeDevice";
 import { hubErrorKind, type TwinRegistry } from "./hub/TwinRegistry";
 import type { Policy } from "./policy/Policy";
 import { desiredPatch } from "./repush/desiredPatch";
 import { repushBackoffMs } from "./repush/repushBackoff";
 import type { Database, Queryable } from "./store/Database";
-import { keyString, loadTwinStates, writeBatch, type BatchWrite, type StoredTwinState } from "./store/complianceStore";
+import { addDeviceRow, keyString, loadTwinStates, writeBatch, type BatchWrite, type StoredTwinState } from "./store/complianceStore";
 import { lockTwins } from "./store/lockTwins";
 import {
   claimDueDevices,
@@ -21,7 +20,7 @@ import {
   saveRepushSchedules,
   type RepushSchedule,
 } from "./store/repushStore";
-import { jsonEqual, type Json, type JsonObject } from "./twin/json";
+import type { Json, JsonObject } from "./twin/json";
 import type { Twin, TwinKey } from "./twin/Twin";
 import { twinKeyString } from "./twin/Twin";
 
@@ -529,8 +528,7 @@ function decideTwin(
   // A complete read at least as new as the stored twin heals a gap; otherwise the stored flag stands.
   const resyncNeeded = kept ? false : (stored?.resyncNeeded ?? false);
   const tags = (kept ?? stored?.twin)?.tags ?? {};
-  const device = { ...summarizeDevice(records.values(), stored?.device, push?.at ?? seen.readAt), tags, resyncNeeded };
-  if (!jsonEqual(device, stored?.storedDevice)) batch.devices.push({ key, ...device });
+  addDeviceRow(batch, key, records.values(), stored?.device, push?.at ?? seen.readAt, { tags, resyncNeeded }, stored?.storedDevice);
 }
 
 /** History rows and schedules of the pushed paths: an attempt counts only on the desired version it was made for. */

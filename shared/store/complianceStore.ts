@@ -1,10 +1,10 @@
 import { z } from "zod";
 import { COMPLIANCE_STATES, COMPARE_MODES, type ComplianceState } from "../compliance/ComplianceState";
 import type { PropertyRecord, Transition } from "../compliance/PropertyRecord";
-import type { DeviceSummary } from "../compliance/summarizeDevice";
+import { summarizeDevice, type DeviceSummary } from "../compliance/summarizeDevice";
 import { createHash } from "node:crypto";
 import { storableJson, type DeadLetter } from "../events/decodeTwinChanges";
-import type { Json, JsonObject } from "../twin/json";
+import { jsonEqual, type Json, type JsonObject } from "../twin/json";
 import type { Twin, TwinKey } from "../twin/Twin";
 import type { Queryable } from "./Database";
 
@@ -35,6 +35,24 @@ export interface BatchWrite {
   deadLetters: DeadLetter[];
   /** The last lifecycle event applied per twin id (reconcile only). */
   lifecycle?: LifecycleMark[];
+}
+
+/**
+ * Adds `key`'s device row — the worst of `records`, its counts, tags and resync flag — to `batch`,
+ * unless the stored row (`stored`) already says exactly that: every writer rewrites a device row
+ * only when it changed. `previous` keeps `stateSince` when the state stays.
+ */
+export function addDeviceRow(
+  batch: Pick<BatchWrite, "devices">,
+  key: TwinKey,
+  records: Iterable<PropertyRecord>,
+  previous: StoredTwinState["device"],
+  at: string,
+  row: { tags: JsonObject; resyncNeeded: boolean },
+  stored: StoredTwinState["storedDevice"],
+): void {
+  const device = { ...summarizeDevice(records, previous, at), tags: row.tags, resyncNeeded: row.resyncNeeded };
+  if (!jsonEqual(device, stored)) batch.devices.push({ key, ...device });
 }
 
 /** The last device lifecycle event applied to a twin id: kept after the twin's rows are deleted. */
