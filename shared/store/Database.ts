@@ -5,6 +5,12 @@
  */
 export interface Queryable {
   query<Row = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<{ rows: Row[] }>;
+  /**
+   * Runs a script: several statements in one string, no parameters, no rows (PostgreSQL's simple query
+   * protocol; PGlite's `exec`). For migration files. The stores of openPostgres and openPglite and their
+   * transactions have it; a wrapper need not (optional, so test doubles stay small).
+   */
+  exec?(script: string): Promise<void>;
 }
 
 export interface Database extends Queryable {

@@ -55,12 +55,20 @@ export async function openPglite(dataDir?: string, options: PgliteOptions = {}):
     query(sql, params = []) {
       return serial(async () => ({ rows: (await db.query(sql, params as unknown[])).rows as never[] }));
     },
+    exec(script) {
+      return serial(async () => {
+        await db.exec(script);
+      });
+    },
     transaction(work) {
       return serial(() =>
         db.transaction(async (t) => {
           const tx: Queryable = {
             async query(sql, params = []) {
               return { rows: (await t.query(sql, params as unknown[])).rows as never[] };
+            },
+            async exec(script) {
+              await t.exec(script);
             },
           };
           return work(tx);

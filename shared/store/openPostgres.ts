@@ -22,6 +22,10 @@ export function openPostgres(connection: string | PoolConfig, options: PostgresO
       const result = await pool.query(sql, params as unknown[]);
       return { rows: result.rows };
     },
+    async exec(script) {
+      // No values: pg sends the text as one simple-protocol Query message, which may hold several statements.
+      await pool.query(script);
+    },
     async transaction(work) {
       const client = await pool.connect();
       // A checked-out client has no pool listener: when the server drops between two statements of the
@@ -38,6 +42,9 @@ export function openPostgres(connection: string | PoolConfig, options: PostgresO
           async query(sql, params = []) {
             const result = await client.query(sql, params as unknown[]);
             return { rows: result.rows };
+          },
+          async exec(script) {
+            await client.query(script);
           },
         };
         const value = await work(tx);

@@ -8,8 +8,8 @@
 -- (compactReportCounters). Staleness is time-dependent and stays a query: the summary moves the
 -- pending records (and devices) whose stale_at has passed to 'stale' through the partial indexes below.
 --
--- The migration runner splits files on semicolons, so the trigger bodies are E'' strings that
--- spell a semicolon as the escape \073.
+-- The trigger bodies are E'' strings: they once spelled their semicolons as octal escapes, for a
+-- runner that split files on semicolons (files now run whole).
 
 -- No write may slip between the counts taken below and the triggers that keep them (the lock ends
 -- with the migration's transaction).
@@ -33,38 +33,38 @@ CREATE FUNCTION report_count_records() RETURNS trigger LANGUAGE plpgsql AS E'
 BEGIN
   IF TG_OP = ''INSERT'' THEN
     INSERT INTO report_state_deltas (kind, path, state, n)
-      SELECT ''record'', path, state, count(*) FROM report_new GROUP BY path, state\073
+      SELECT ''record'', path, state, count(*) FROM report_new GROUP BY path, state;
   ELSIF TG_OP = ''DELETE'' THEN
     INSERT INTO report_state_deltas (kind, path, state, n)
-      SELECT ''record'', path, state, -count(*) FROM report_old GROUP BY path, state\073
+      SELECT ''record'', path, state, -count(*) FROM report_old GROUP BY path, state;
   ELSIF TG_OP = ''UPDATE'' THEN
     INSERT INTO report_state_deltas (kind, path, state, n)
       SELECT ''record'', path, state, sum(n) FROM (
         SELECT path, state, 1 AS n FROM report_new UNION ALL SELECT path, state, -1 FROM report_old
-      ) t GROUP BY path, state HAVING sum(n) <> 0\073
+      ) t GROUP BY path, state HAVING sum(n) <> 0;
   ELSE
-    DELETE FROM report_state_deltas WHERE kind = ''record''\073
-  END IF\073
-  RETURN NULL\073
+    DELETE FROM report_state_deltas WHERE kind = ''record'';
+  END IF;
+  RETURN NULL;
 END';
 
 CREATE FUNCTION report_count_devices() RETURNS trigger LANGUAGE plpgsql AS E'
 BEGIN
   IF TG_OP = ''INSERT'' THEN
     INSERT INTO report_state_deltas (kind, path, state, n)
-      SELECT ''device'', '''', state, count(*) FROM report_new GROUP BY state\073
+      SELECT ''device'', '''', state, count(*) FROM report_new GROUP BY state;
   ELSIF TG_OP = ''DELETE'' THEN
     INSERT INTO report_state_deltas (kind, path, state, n)
-      SELECT ''device'', '''', state, -count(*) FROM report_old GROUP BY state\073
+      SELECT ''device'', '''', state, -count(*) FROM report_old GROUP BY state;
   ELSIF TG_OP = ''UPDATE'' THEN
     INSERT INTO report_state_deltas (kind, path, state, n)
       SELECT ''device'', '''', state, sum(n) FROM (
         SELECT state, 1 AS n FROM report_new UNION ALL SELECT state, -1 FROM report_old
-      ) t GROUP BY state HAVING sum(n) <> 0\073
+      ) t GROUP BY state HAVING sum(n) <> 0;
   ELSE
-    DELETE FROM report_state_deltas WHERE kind = ''device''\073
-  END IF\073
-  RETURN NULL\073
+    DELETE FROM report_state_deltas WHERE kind = ''device'';
+  END IF;
+  RETURN NULL;
 END';
 
 CREATE TRIGGER report_count_records_insert AFTER INSERT ON property_records
@@ -119,8 +119,8 @@ BEGIN
       FROM report_new h
       JOIN property_records r ON r.device_id = h.device_id AND r.module_id = h.module_id AND r.path = h.path
                              AND r.desired_version = h.desired_version
-     WHERE h.to_state = ''compliant''\073
-  RETURN NULL\073
+     WHERE h.to_state = ''compliant'';
+  RETURN NULL;
 END';
 
 CREATE TRIGGER report_time_compliance_insert AFTER INSERT ON property_history

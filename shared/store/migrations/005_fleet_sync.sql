@@ -1,5 +1,5 @@
--- Fleet sync and the resync queue, schema version 5 (shared/sync). The migration runner splits on
--- semicolons: the trigger body spells one as \073.
+-- Fleet sync and the resync queue, schema version 5 (shared/sync). The trigger body is an E'' string
+-- (it once spelled its semicolons as octal escapes, for a runner that split files on them).
 
 -- One fleet sync pass: pages of `SELECT * FROM devices`, then `SELECT * FROM devices.modules`, then
 -- the confirmation (getTwin) of the stored twins the pass did not see. A pass outlives function
@@ -47,18 +47,18 @@ CREATE INDEX twins_resync_idx ON twins (resync_next_at NULLS FIRST, resync_since
 CREATE FUNCTION twins_sync_bookkeeping() RETURNS trigger LANGUAGE plpgsql AS E'
 BEGIN
   IF TG_OP = ''INSERT'' THEN
-    NEW.stored_at := coalesce(NEW.stored_at, NEW.updated_at)\073
-    IF NEW.resync_needed THEN NEW.resync_since := coalesce(NEW.resync_since, NEW.updated_at)\073 END IF\073
+    NEW.stored_at := coalesce(NEW.stored_at, NEW.updated_at);
+    IF NEW.resync_needed THEN NEW.resync_since := coalesce(NEW.resync_since, NEW.updated_at); END IF;
   ELSIF NEW.resync_needed AND NOT OLD.resync_needed THEN
-    NEW.resync_since := NEW.updated_at\073
-    NEW.resync_attempts := 0\073
-    NEW.resync_next_at := NULL\073
+    NEW.resync_since := NEW.updated_at;
+    NEW.resync_attempts := 0;
+    NEW.resync_next_at := NULL;
   ELSIF NOT NEW.resync_needed THEN
-    NEW.resync_since := NULL\073
-    NEW.resync_attempts := 0\073
-    NEW.resync_next_at := NULL\073
-  END IF\073
-  RETURN NEW\073
+    NEW.resync_since := NULL;
+    NEW.resync_attempts := 0;
+    NEW.resync_next_at := NULL;
+  END IF;
+  RETURN NEW;
 END';
 
 CREATE TRIGGER twins_sync_bookkeeping BEFORE INSERT OR UPDATE ON twins

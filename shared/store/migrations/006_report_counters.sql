@@ -9,7 +9,8 @@
 -- conflicts with itself and with the ROW EXCLUSIVE every writer's trigger holds until commit):
 -- they wait for every open writer, and then see every delta there is.
 --
--- The runner splits files on semicolons: function bodies are E'' strings spelling one as \073.
+-- Function bodies are E'' strings (they once spelled semicolons as octal escapes, for a runner that
+-- split files on them).
 
 -- Recounts the counters from the tables under a lock that keeps writers out meanwhile, and returns
 -- the keys whose summed deltas differed from the tables before (what was repaired).
@@ -17,7 +18,7 @@
 CREATE OR REPLACE FUNCTION repair_report_counters()
   RETURNS TABLE (kind text, path text, state text, counted bigint, actual bigint) LANGUAGE plpgsql AS E'
 BEGIN
-  LOCK TABLE property_records, devices, report_state_deltas IN SHARE ROW EXCLUSIVE MODE\073
+  LOCK TABLE property_records, devices, report_state_deltas IN SHARE ROW EXCLUSIVE MODE;
   RETURN QUERY
     WITH counted AS (
       SELECT d.kind, d.path, d.state, sum(d.n)::bigint AS n FROM report_state_deltas d GROUP BY d.kind, d.path, d.state
@@ -28,28 +29,28 @@ BEGIN
     )
     SELECT coalesce(c.kind, a.kind), coalesce(c.path, a.path), coalesce(c.state, a.state), coalesce(c.n, 0), coalesce(a.n, 0)
       FROM counted c FULL JOIN actual a ON a.kind = c.kind AND a.path = c.path AND a.state = c.state
-     WHERE coalesce(c.n, 0) <> coalesce(a.n, 0)\073
-  DELETE FROM report_state_deltas\073
+     WHERE coalesce(c.n, 0) <> coalesce(a.n, 0);
+  DELETE FROM report_state_deltas;
   INSERT INTO report_state_deltas (kind, path, state, n)
     SELECT ''record'', r.path, r.state, count(*) FROM property_records r GROUP BY r.path, r.state
     UNION ALL
-    SELECT ''device'', '''', v.state, count(*) FROM devices v GROUP BY v.state\073
+    SELECT ''device'', '''', v.state, count(*) FROM devices v GROUP BY v.state;
 END';
 
 -- Folds the deltas into one row per key (the retention timer calls it: never a GET). Returns the
 -- number of delta rows folded.
 CREATE OR REPLACE FUNCTION compact_report_counters() RETURNS bigint LANGUAGE plpgsql AS E'
 DECLARE
-  folded bigint\073
+  folded bigint;
 BEGIN
-  LOCK TABLE report_state_deltas IN SHARE ROW EXCLUSIVE MODE\073
+  LOCK TABLE report_state_deltas IN SHARE ROW EXCLUSIVE MODE;
   WITH gone AS (DELETE FROM report_state_deltas RETURNING kind, path, state, n),
        kept AS (
          INSERT INTO report_state_deltas (kind, path, state, n)
          SELECT kind, path, state, sum(n) FROM gone GROUP BY kind, path, state HAVING sum(n) <> 0
        )
-  SELECT count(*) INTO folded FROM gone\073
-  RETURN folded\073
+  SELECT count(*) INTO folded FROM gone;
+  RETURN folded;
 END';
 
 -- 003's trigger functions again, with TRUNCATE under the same lock (a truncation that deleted the
@@ -58,40 +59,40 @@ CREATE OR REPLACE FUNCTION report_count_records() RETURNS trigger LANGUAGE plpgs
 BEGIN
   IF TG_OP = ''INSERT'' THEN
     INSERT INTO report_state_deltas (kind, path, state, n)
-      SELECT ''record'', path, state, count(*) FROM report_new GROUP BY path, state\073
+      SELECT ''record'', path, state, count(*) FROM report_new GROUP BY path, state;
   ELSIF TG_OP = ''DELETE'' THEN
     INSERT INTO report_state_deltas (kind, path, state, n)
-      SELECT ''record'', path, state, -count(*) FROM report_old GROUP BY path, state\073
+      SELECT ''record'', path, state, -count(*) FROM report_old GROUP BY path, state;
   ELSIF TG_OP = ''UPDATE'' THEN
     INSERT INTO report_state_deltas (kind, path, state, n)
       SELECT ''record'', path, state, sum(n) FROM (
         SELECT path, state, 1 AS n FROM report_new UNION ALL SELECT path, state, -1 FROM report_old
-      ) t GROUP BY path, state HAVING sum(n) <> 0\073
+      ) t GROUP BY path, state HAVING sum(n) <> 0;
   ELSE
-    LOCK TABLE report_state_deltas IN SHARE ROW EXCLUSIVE MODE\073
-    DELETE FROM report_state_deltas WHERE kind = ''record''\073
-  END IF\073
-  RETURN NULL\073
+    LOCK TABLE report_state_deltas IN SHARE ROW EXCLUSIVE MODE;
+    DELETE FROM report_state_deltas WHERE kind = ''record'';
+  END IF;
+  RETURN NULL;
 END';
 
 CREATE OR REPLACE FUNCTION report_count_devices() RETURNS trigger LANGUAGE plpgsql AS E'
 BEGIN
   IF TG_OP = ''INSERT'' THEN
     INSERT INTO report_state_deltas (kind, path, state, n)
-      SELECT ''device'', '''', state, count(*) FROM report_new GROUP BY state\073
+      SELECT ''device'', '''', state, count(*) FROM report_new GROUP BY state;
   ELSIF TG_OP = ''DELETE'' THEN
     INSERT INTO report_state_deltas (kind, path, state, n)
-      SELECT ''device'', '''', state, -count(*) FROM report_old GROUP BY state\073
+      SELECT ''device'', '''', state, -count(*) FROM report_old GROUP BY state;
   ELSIF TG_OP = ''UPDATE'' THEN
     INSERT INTO report_state_deltas (kind, path, state, n)
       SELECT ''device'', '''', state, sum(n) FROM (
         SELECT state, 1 AS n FROM report_new UNION ALL SELECT state, -1 FROM report_old
-      ) t GROUP BY state HAVING sum(n) <> 0\073
+      ) t GROUP BY state HAVING sum(n) <> 0;
   ELSE
-    LOCK TABLE report_state_deltas IN SHARE ROW EXCLUSIVE MODE\073
-    DELETE FROM report_state_deltas WHERE kind = ''device''\073
-  END IF\073
-  RETURN NULL\073
+    LOCK TABLE report_state_deltas IN SHARE ROW EXCLUSIVE MODE;
+    DELETE FROM report_state_deltas WHERE kind = ''device'';
+  END IF;
+  RETURN NULL;
 END';
 
 -- Time-to-compliance rows (003), planned at every run: PL/pgSQL keeps the plan of a static statement
@@ -108,8 +109,8 @@ BEGIN
       JOIN property_records r ON r.device_id = h.device_id AND r.module_id = h.module_id AND r.path_key = md5(h.path)
                              AND r.desired_version = h.desired_version
      WHERE h.to_state = ''compliant''
-  $sql$\073
-  RETURN NULL\073
+  $sql$;
+  RETURN NULL;
 END';
 
 -- The counting triggers again, on whatever tables bear these names now: a migration between 003 and
