@@ -12,6 +12,14 @@ const migrationsDir = join(__dirname, "migrations");
  */
 export const MIGRATION_LOCK_KEY = 7_254_963_071_201;
 
+/**
+ * Whether schema_migrations exists where an unqualified name finds it. Read from pg_class with the
+ * statement's snapshot: to_regclass() takes no lock, so it may answer from the backend's catalog cache,
+ * which still says "missing" after waiting for the lock of a process that has just created the table.
+ */
+const SCHEMA_MIGRATIONS_EXISTS =
+  "SELECT EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.relname = 'schema_migrations' AND c.relkind = 'r' AND pg_catalog.pg_table_is_visible(c.oid)) AS found";
+
 const CREATE_SCHEMA_MIGRATIONS =
   "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())";
 
@@ -52,7 +60,7 @@ export async function migrate(db: Database, files: MigrationFile[] = migrationFi
     const ran = await db
       .transaction(async (tx) => {
         await tx.query("SELECT pg_advisory_xact_lock($1::bigint)", [MIGRATION_LOCK_KEY]);
-        const exists = await tx.query<{ found: boolean }>("SELECT to_regclass('schema_migrations') IS NOT NULL AS found");
+        const exists = await tx.query<{ found: boolean }>(SCHEMA_MIGRATIONS_EXISTS);
         if (!exists.rows[0]?.found) await tx.query(CREATE_SCHEMA_MIGRATIONS);
         const done = await tx.query("SELECT 1 FROM schema_migrations WHERE version = $1", [file.version]);
         if (done.rows.length > 0) return false;
@@ -70,7 +78,7 @@ export async function migrate(db: Database, files: MigrationFile[] = migrationFi
 
 /** The recorded versions, or undefined when schema_migrations does not exist yet. */
 async function recordedVersions(db: Queryable): Promise<Set<number> | undefined> {
-  const exists = await db.query<{ found: boolean }>("SELECT to_regclass('schema_migrations') IS NOT NULL AS found");
+  const exists = await db.query<{ found: boolean }>(SCHEMA_MIGRATIONS_EXISTS);
   if (!exists.rows[0]?.found) return undefined;
   const { rows } = await db.query<{ version: number }>("SELECT version FROM schema_migrations");
   return new Set(rows.map((r) => Number(r.version)));
