@@ -36,10 +36,10 @@ param nodeVersion string = '20'
 ])
 param instanceMemoryMB int = 2048
 
-@description('Most Flex Consumption instances the app scales out to. Event Hub scale-out is bounded by the partition count anyway.')
+@description('Most Flex Consumption instances the app scales out to. Event Hub scale-out is bounded by the partition count anyway. Each instance opens up to postgresPoolMax PostgreSQL connections: see the connection budget below.')
 @minValue(1)
 @maxValue(1000)
-param maximumInstanceCount int = 40
+param maximumInstanceCount int = 10
 
 @description('Partitions of the twin-changes event hub (the reconcile function scales out to at most this many instances).')
 @minValue(1)
@@ -80,6 +80,20 @@ param postgresStorageSizeGB int = 32
 
 @description('Name of the application database.')
 param postgresDatabaseName string = 'twin_reconciler'
+
+@description('PostgreSQL connections each app instance may open (POSTGRES_POOL_MAX). maximumInstanceCount x postgresPoolMax + postgresSpareConnections must fit the server\'s user connections, or the deployment fails.')
+@minValue(1)
+@maxValue(100)
+param postgresPoolMax int = 3
+
+@description('Server connections kept free of the app: an operator\'s psql, the portal, migrations applied by hand.')
+@minValue(0)
+param postgresSpareConnections int = 5
+
+@description('The server\'s max_connections if changed from its SKU\'s default; 0: the default of postgresSkuName.')
+@minValue(0)
+@maxValue(5000)
+param postgresMaxConnections int = 0
 
 @description('Optional: object ID of a person or group who operates the system: PostgreSQL Entra admin, IoT Hub Registry Contributor and Twin Contributor (create devices, set desired properties with `--auth-type login`). Empty: none.')
 param operatorPrincipalId string = ''
@@ -158,6 +172,49 @@ var functionAppName = 'func-twinrec-${resourceToken}'
 var deploymentContainerName = 'app-package'
 var twinEventsHubName = 'twin-changes'
 var twinEventsConsumerGroup = 'twin-reconciler'
+
+// PostgreSQL connection budget. Default max_connections of each compute SKU, of which the service
+// reserves 15 for replication and monitoring ("Maximum connections",
+// https://learn.microsoft.com/azure/postgresql/flexible-server/concepts-limits; B1ms: 50, so 35 for users).
+// Every instance holds one pool (shared/runtime.ts), so at full scale-out the app opens
+// maximumInstanceCount x postgresPoolMax connections. The built-in PgBouncer is not used: the default
+// Burstable tier does not offer it.
+var postgresDefaultMaxConnections = {
+  Standard_B1ms: 50
+  Standard_B2s: 429
+  Standard_B2ms: 859
+  Standard_B4ms: 1718
+  Standard_B8ms: 3437
+  Standard_B12ms: 5000
+  Standard_B16ms: 5000
+  Standard_B20ms: 5000
+  Standard_D2s_v3: 859
+  Standard_D2ds_v4: 859
+  Standard_D2ds_v5: 859
+  Standard_D2ads_v5: 859
+  Standard_D4s_v3: 1718
+  Standard_D4ds_v4: 1718
+  Standard_D4ds_v5: 1718
+  Standard_D4ads_v5: 1718
+  Standard_D8s_v3: 3437
+  Standard_D8ds_v4: 3437
+  Standard_D8ds_v5: 3437
+  Standard_D8ads_v5: 3437
+  Standard_E2s_v3: 1718
+  Standard_E2ds_v4: 1718
+  Standard_E2ds_v5: 1718
+  Standard_E2ads_v5: 1718
+  Standard_E4s_v3: 3437
+  Standard_E4ds_v4: 3437
+  Standard_E4ds_v5: 3437
+  Standard_E4ads_v5: 3437
+}
+var postgresReservedConnections = 15
+var postgresServerConnections = postgresMaxConnections > 0 ? postgresMaxConnections : contains(postgresDefaultMaxConnections, postgresSkuName) ? postgresDefaultMaxConnections[postgresSkuName] : fail('postgresSkuName ${postgresSkuName} is not in postgresDefaultMaxConnections: set postgresMaxConnections to its max_connections')
+var postgresUserConnections = postgresServerConnections - postgresReservedConnections
+var postgresConnectionBudget = maximumInstanceCount * postgresPoolMax + postgresSpareConnections
+// The app setting uses this value, so a budget that does not fit stops the deployment.
+var postgresPoolMaxChecked = postgresConnectionBudget <= postgresUserConnections ? postgresPoolMax : fail('PostgreSQL connection budget exceeded: maximumInstanceCount (${maximumInstanceCount}) x postgresPoolMax (${postgresPoolMax}) + postgresSpareConnections (${postgresSpareConnections}) = ${postgresConnectionBudget}, above the ${postgresUserConnections} user connections of the server. Lower maximumInstanceCount or postgresPoolMax, or choose a larger postgresSkuName.')
 
 // ---------------------------------------------------------------------------------------------
 // Identities: one for the app (every data-plane call it makes), one for IoT Hub (sending routed
@@ -355,6 +412,7 @@ module functionApp './modules/functionApp.bicep' = {
       { name: 'POSTGRES_PORT', value: '5432' }
       { name: 'POSTGRES_DATABASE', value: postgres.outputs.databaseName }
       { name: 'POSTGRES_USER', value: appIdentity.outputs.name }
+      { name: 'POSTGRES_POOL_MAX', value: string(postgresPoolMaxChecked) }
       // IoT Hub service API through the identity (IoT Hub Twin Contributor).
       { name: 'IOTHUB_HOST_NAME', value: iotHub.outputs.hostName }
       { name: 'HUB_TWIN_OPS_PER_SECOND', value: string(hubTwinOpsPerSecond) }

@@ -153,6 +153,9 @@ function uuid(raw: string): string {
   return raw;
 }
 
+/** Connections per instance when POSTGRES_POOL_MAX is unset. */
+export const DEFAULT_POSTGRES_POOL_MAX = 5;
+
 /** The environment schema: one key per setting name, with its metadata (`.meta()`). */
 export const settingsSchema = z.object({
   DATABASE_URL: setting({ description: "PostgreSQL URL (local/CI); in Azure use POSTGRES_* with Entra auth", localOnly: true, secret: true }, postgresUrl),
@@ -160,6 +163,8 @@ export const settingsSchema = z.object({
   POSTGRES_PORT: setting({ description: "PostgreSQL port (default 5432)" }, integer(1, 65535)),
   POSTGRES_DATABASE: setting({ description: "PostgreSQL database name" }, text),
   POSTGRES_USER: setting({ description: "Entra principal name the app signs in as (its managed identity's name)" }, text),
+  // Per instance: maximumInstanceCount × this must stay under the server's connection limit (infra/main.bicep checks it).
+  POSTGRES_POOL_MAX: setting({ description: `PostgreSQL connections each instance may open (default ${DEFAULT_POSTGRES_POOL_MAX})` }, integer(1, 100)),
   PGLITE_DATA_DIR: setting({ description: "PGlite data folder (default .data/pglite; 'memory' = in memory)", localOnly: true }, text),
   IOTHUB_CONNECTION_STRING: setting({ description: "IoT Hub service connection string (local emulator)", localOnly: true, secret: true }, iothubConnectionString),
   IOTHUB_HOST_NAME: setting({ description: "IoT Hub host name, reached with the managed identity" }, hostName),
@@ -204,8 +209,9 @@ export const localOnlySettingNames: readonly string[] = settingNames.filter(
 );
 
 export type StoreConfig =
-  | { kind: "postgres"; connectionString: string }
-  | { kind: "postgresEntra"; host: string; port: number; database: string; user: string; clientId: string | undefined }
+  /** poolMax: connections this process may open (POSTGRES_POOL_MAX); unset: DEFAULT_POSTGRES_POOL_MAX. */
+  | { kind: "postgres"; connectionString: string; poolMax?: number }
+  | { kind: "postgresEntra"; host: string; port: number; database: string; user: string; clientId: string | undefined; poolMax?: number }
   /** dataDir null = in memory. */
   | { kind: "pglite"; dataDir: string | null };
 
@@ -297,9 +303,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (!parsed.success || issues.length > 0) throw new ConfigError(issues);
   const s = parsed.data;
 
+  // Unset: left out, and openPostgres uses DEFAULT_POSTGRES_POOL_MAX.
+  const poolMax = s.POSTGRES_POOL_MAX === undefined ? {} : { poolMax: s.POSTGRES_POOL_MAX };
   const store: StoreConfig =
     s.DATABASE_URL !== undefined
-      ? { kind: "postgres", connectionString: s.DATABASE_URL }
+      ? { kind: "postgres", connectionString: s.DATABASE_URL, ...poolMax }
       : s.POSTGRES_HOST !== undefined
         ? {
             kind: "postgresEntra",
@@ -308,6 +316,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
             database: s.POSTGRES_DATABASE ?? "",
             user: s.POSTGRES_USER ?? "",
             clientId: s.AZURE_CLIENT_ID,
+            ...poolMax,
           }
         : { kind: "pglite", dataDir: s.PGLITE_DATA_DIR === "memory" ? null : orDefault(s.PGLITE_DATA_DIR, ".data/pglite") };
 
@@ -390,4 +399,18 @@ function crossSettingIssues(raw: Record<string, string | undefined>): SettingIss
     issues.push({ setting: "POLICY_JSON", problem: "set either POLICY_PATH or POLICY_JSON, not both" });
   }
   return issues;
+}
+
+/**
+ * The marker of an Azure Functions instance in `env`, or undefined. The Functions host's own markers
+ * (azure-functions-host EnvironmentSettingNames): App Service plans set WEBSITE_INSTANCE_ID, Linux
+ * Consumption CONTAINER_NAME, Flex Consumption WEBSITE_SKU=FlexConsumption with WEBSITE_POD_NAME and
+ * CONTAINER_NAME. Core Tools (`func start`, on a developer's machine) sets FUNCTIONS_CORETOOLS_ENVIRONMENT.
+ * These are the platform's variables, not settings: loadConfig never reads them; openStore does.
+ */
+export function azureFunctionsMarker(env: Record<string, string | undefined>): string | undefined {
+  const set = (name: string) => (env[name]?.trim() ?? "") !== "";
+  if (set("FUNCTIONS_CORETOOLS_ENVIRONMENT")) return undefined;
+  if (env.WEBSITE_SKU?.trim() === "FlexConsumption") return "WEBSITE_SKU=FlexConsumption";
+  return ["WEBSITE_INSTANCE_ID", "WEBSITE_POD_NAME", "CONTAINER_NAME"].find(set);
 }

@@ -1,8 +1,9 @@
 import { Pool, type PoolConfig } from "pg";
+import { DEFAULT_POSTGRES_POOL_MAX } from "../config";
 import type { Database, Queryable } from "./Database";
 
 export interface PostgresOptions {
-  /** Maximum pool size (default 10). */
+  /** Maximum pool size: connections this pool opens at most (default DEFAULT_POSTGRES_POOL_MAX, 5; POSTGRES_POOL_MAX). */
   max?: number;
   /** Called for every new connection to supply the password (Entra access token in Azure). */
   password?: PoolConfig["password"];
@@ -11,7 +12,7 @@ export interface PostgresOptions {
 /** Opens a pg pool on a connection string or a `PoolConfig` (host/database/user). */
 export function openPostgres(connection: string | PoolConfig, options: PostgresOptions = {}): Database {
   const base: PoolConfig = typeof connection === "string" ? { connectionString: connection } : connection;
-  const pool = new Pool({ ...base, max: options.max ?? 10, ...(options.password ? { password: options.password } : {}) });
+  const pool = new Pool({ ...base, max: options.max ?? DEFAULT_POSTGRES_POOL_MAX, ...(options.password ? { password: options.password } : {}) });
   // An idle client's error (server restart) must not crash the process: pg-pool drops that client and
   // the next query connects anew. Without this listener Node would exit on the 'error' event.
   pool.on("error", () => undefined);

@@ -1,7 +1,7 @@
 import { mkdirSync } from "node:fs";
 import type { AccessToken, TokenCredential } from "@azure/identity";
 import { DefaultAzureCredential } from "@azure/identity";
-import type { Config } from "../config";
+import { azureFunctionsMarker, ConfigError, type Config } from "../config";
 import { redact } from "../redact";
 import type { Database } from "./Database";
 import { migrate } from "./migrate";
@@ -14,6 +14,8 @@ export const POSTGRES_ENTRA_SCOPE = "https://ossrdbms-aad.database.windows.net/.
 export interface OpenStoreOptions {
   /** Credential for the Entra case; default DefaultAzureCredential (managed identity AZURE_CLIENT_ID when set). */
   credential?: TokenCredential;
+  /** The process environment, read only for the platform's markers of an Azure Functions instance (where PGlite is refused); default process.env. */
+  env?: Record<string, string | undefined>;
 }
 
 /**
@@ -25,21 +27,35 @@ export async function openStore(config: Pick<Config, "store">, options: OpenStor
   let db: Database;
   switch (store.kind) {
     case "postgres":
-      db = openPostgres(store.connectionString);
+      db = openPostgres(store.connectionString, { max: store.poolMax });
       break;
     case "postgresEntra": {
       const credential =
         options.credential ?? new DefaultAzureCredential(store.clientId ? { managedIdentityClientId: store.clientId } : {});
       db = openPostgres(
         { host: store.host, port: store.port, database: store.database, user: store.user, ssl: true },
-        { password: entraTokenPassword(credential) },
+        { password: entraTokenPassword(credential), max: store.poolMax },
       );
       break;
     }
-    case "pglite":
+    case "pglite": {
+      // In Azure the store is PostgreSQL, always: PGlite would write to an instance's local disk,
+      // lost at scale-in and never shared with the other instances.
+      const marker = azureFunctionsMarker(options.env ?? process.env);
+      if (marker !== undefined) {
+        throw new ConfigError([
+          {
+            setting: "POSTGRES_HOST",
+            problem:
+              `is required on an Azure Functions instance (${marker}): set POSTGRES_HOST, POSTGRES_DATABASE and POSTGRES_USER ` +
+              "(Entra token auth; infra/main.bicep sets them) or DATABASE_URL. The local PGlite store is never used in Azure",
+          },
+        ]);
+      }
       if (store.dataDir !== null) mkdirSync(store.dataDir, { recursive: true });
       db = await openPglite(store.dataDir ?? undefined);
       break;
+    }
   }
   try {
     await migrate(db);
