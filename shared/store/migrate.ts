@@ -48,9 +48,11 @@ export function migrationFiles(dir = migrationsDir): MigrationFile[] {
  * - when nothing is pending it only reads schema_migrations — no lock, no DDL — so an app signed in
  *   as the least-privilege role (008_app_role.sql) starts on a migrated database.
  *
- * A small runner rather than a library: node-pg-migrate and the like speak `pg` only (not PGlite),
- * keep their own bookkeeping table (deployed stores have schema_migrations with these rows) and take
- * a session-level advisory lock, which a transaction-mode pooler cannot hold.
+ * A small runner rather than a library. node-pg-migrate, the obvious one: records runs in its own
+ * table (pgmigrations: id, name, run_on), not in the schema_migrations (version, name, applied_at)
+ * deployed stores hold; takes a session-level pg_try_advisory_lock, so a racing cold start stops with
+ * "Another migration is already running" instead of waiting (and a transaction-mode pooler cannot
+ * hold the lock); and wants a `pg` client, where PGlite would need an adapter.
  */
 export async function migrate(db: Database, files: MigrationFile[] = migrationFiles()): Promise<number[]> {
   const recorded = await recordedVersions(db);
