@@ -403,14 +403,18 @@ function crossSettingIssues(raw: Record<string, string | undefined>): SettingIss
 
 /**
  * The marker of an Azure Functions instance in `env`, or undefined. The Functions host's own markers
- * (azure-functions-host EnvironmentSettingNames): App Service plans set WEBSITE_INSTANCE_ID, Linux
- * Consumption CONTAINER_NAME, Flex Consumption WEBSITE_SKU=FlexConsumption with WEBSITE_POD_NAME and
- * CONTAINER_NAME. Core Tools (`func start`, on a developer's machine) sets FUNCTIONS_CORETOOLS_ENVIRONMENT.
+ * (azure-functions-host EnvironmentSettingNames): App Service plans set WEBSITE_INSTANCE_ID, Flex
+ * Consumption WEBSITE_SKU=FlexConsumption (with WEBSITE_POD_NAME and CONTAINER_NAME), Linux Consumption
+ * CONTAINER_NAME. CONTAINER_NAME alone is too common (container runtimes and CI machines set it), so it
+ * and WEBSITE_POD_NAME count only beside WEBSITE_SITE_NAME, the app's name, which the platform sets on
+ * every instance. Core Tools (`func start`, on a developer's machine) sets FUNCTIONS_CORETOOLS_ENVIRONMENT.
  * These are the platform's variables, not settings: loadConfig never reads them; openStore does.
  */
 export function azureFunctionsMarker(env: Record<string, string | undefined>): string | undefined {
   const set = (name: string) => (env[name]?.trim() ?? "") !== "";
   if (set("FUNCTIONS_CORETOOLS_ENVIRONMENT")) return undefined;
   if (env.WEBSITE_SKU?.trim() === "FlexConsumption") return "WEBSITE_SKU=FlexConsumption";
-  return ["WEBSITE_INSTANCE_ID", "WEBSITE_POD_NAME", "CONTAINER_NAME"].find(set);
+  if (set("WEBSITE_INSTANCE_ID")) return "WEBSITE_INSTANCE_ID";
+  const container = ["WEBSITE_POD_NAME", "CONTAINER_NAME"].find(set);
+  return container !== undefined && set("WEBSITE_SITE_NAME") ? `${container} and WEBSITE_SITE_NAME` : undefined;
 }

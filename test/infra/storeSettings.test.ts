@@ -86,7 +86,7 @@ describe("the store on an Azure Functions instance", () => {
     expect(error).toBeInstanceOf(ConfigError);
     expect((error as ConfigError).issues.map((i) => i.setting)).toEqual(["POSTGRES_HOST"]);
     expect((error as Error).message).toMatch(
-      /^Invalid settings \(1\):\n {2}POSTGRES_HOST: is required on an Azure Functions instance \((WEBSITE_SKU=FlexConsumption|CONTAINER_NAME|WEBSITE_INSTANCE_ID)\): set POSTGRES_HOST, POSTGRES_DATABASE and POSTGRES_USER .* or DATABASE_URL\. The local PGlite store is never used in Azure$/,
+      /^Invalid settings \(1\):\n {2}POSTGRES_HOST: is required on an Azure Functions instance \((WEBSITE_SKU=FlexConsumption|CONTAINER_NAME and WEBSITE_SITE_NAME|WEBSITE_INSTANCE_ID)\): set POSTGRES_HOST, POSTGRES_DATABASE and POSTGRES_USER .* or DATABASE_URL\. The local PGlite store is never used in Azure$/,
     );
   });
 
@@ -106,8 +106,9 @@ describe("the store on an Azure Functions instance", () => {
     expect(loadConfig({ ...platform, DATABASE_URL: "postgres://app@db/twins" }).store.kind).toBe("postgres");
   });
 
-  it("keeps PGlite locally, under `func start` (Core Tools) too", async () => {
+  it("keeps PGlite locally: under `func start` (Core Tools), and in a container that sets CONTAINER_NAME", async () => {
     expect(await openError({}, { PGLITE_DATA_DIR: "memory" })).toBe("opened");
     expect(await openError({ FUNCTIONS_CORETOOLS_ENVIRONMENT: "true", FUNCTIONS_WORKER_RUNTIME: "node" }, { PGLITE_DATA_DIR: "memory" })).toBe("opened");
+    expect(await openError({ CONTAINER_NAME: "ci-runner" }, { PGLITE_DATA_DIR: "memory" })).toBe("opened");
   }, 120_000);
 });
