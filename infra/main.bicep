@@ -153,6 +153,17 @@ param policyPath string = ''
 @description('Compliance policy as inline JSON. Empty: POLICY_PATH or the default policy. Set at most one of the two.')
 param policyJson string = ''
 
+@description('E-mail address that receives the alerts (infra/modules/alerts.bicep). Empty: the rules still fire and show in Azure Monitor, but no action group notifies anyone.')
+param alertEmail string = ''
+
+@description('Hours since the last complete fleet sync pass after which the "fleet sync overdue" alert fires (the default schedule runs a pass daily).')
+@minValue(1)
+param fleetSyncOverdueHours int = 26
+
+@description('Failed invocations of one function within 15 minutes that raise the "function keeps failing" alert.')
+@minValue(1)
+param functionFailureThreshold int = 3
+
 var resourceToken = toLower(uniqueString(subscription().id, resourceGroup().id, environmentName))
 var functionAppName = 'func-twinrec-${resourceToken}'
 var deploymentContainerName = 'app-package'
@@ -206,6 +217,30 @@ module appInsights 'br/public:avm/res/insights/component:0.4.1' = {
     kind: 'web'
     applicationType: 'web'
     disableLocalAuth: true
+  }
+}
+
+// Alert rules on the app's metrics and the host's invocations, and the operator's workbook.
+module alerts './modules/alerts.bicep' = {
+  name: 'alerts'
+  params: {
+    namePrefix: 'twinrec-${resourceToken}'
+    location: location
+    tags: tags
+    appInsightsId: appInsights.outputs.resourceId
+    alertEmail: alertEmail
+    fleetSyncOverdueHours: fleetSyncOverdueHours
+    functionFailureThreshold: functionFailureThreshold
+  }
+}
+
+module workbook './modules/workbook.bicep' = {
+  name: 'workbook'
+  params: {
+    displayName: 'Twin Reconciler (${environmentName})'
+    location: location
+    tags: tags
+    appInsightsId: appInsights.outputs.resourceId
   }
 }
 
