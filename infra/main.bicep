@@ -309,6 +309,9 @@ module eventHubs './modules/eventHubs.bicep' = {
     retentionDays: eventHubRetentionDays
     senderPrincipalId: iotHubIdentity.outputs.principalId
     receiverPrincipalId: appIdentity.outputs.principalId
+    developerPrincipalId: operatorPrincipalId
+    developerPrincipalType: operatorPrincipalType
+    developerConsumerGroupName: '${twinEventsConsumerGroup}-dev'
   }
 }
 
@@ -381,6 +384,16 @@ module hostRoles './modules/hostRoles.bicep' = {
     storageAccountName: storage.outputs.name
     appInsightsName: appInsights.outputs.name
     principalId: appIdentity.outputs.principalId
+  }
+}
+
+// The operator's developer roles on the host storage, so `func start` runs against Azure.
+module developerRoles './modules/developerRoles.bicep' = {
+  name: 'developerRoles'
+  params: {
+    storageAccountName: storage.outputs.name
+    principalId: operatorPrincipalId
+    principalType: operatorPrincipalType
   }
 }
 
@@ -481,6 +494,9 @@ output TWIN_EVENTS_HUB_NAME string = eventHubs.outputs.eventHubName
 
 @description('Consumer group of the reconcile function.')
 output TWIN_EVENTS_CONSUMER_GROUP string = eventHubs.outputs.consumerGroupName
+
+@description('Consumer group for `func start` against Azure (TWIN_EVENTS_CONSUMER_GROUP in local.settings.json).')
+output TWIN_EVENTS_DEV_CONSUMER_GROUP string = eventHubs.outputs.developerConsumerGroupName
 
 @description('PostgreSQL host name.')
 output POSTGRES_HOST string = postgres.outputs.hostName
