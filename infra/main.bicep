@@ -504,7 +504,7 @@ output POSTGRES_HOST string = postgres.outputs.hostName
 @description('PostgreSQL database name.')
 output POSTGRES_DATABASE string = postgres.outputs.databaseName
 
-@description('PostgreSQL Entra principal the app signs in as (the app identity\'s name; created by scripts/postgres-setup.ts).')
+@description('PostgreSQL Entra principal the app signs in as (the app identity\'s name; created by local/cli/postgresSetup.ts).')
 output POSTGRES_USER string = appIdentity.outputs.name
 
 @description('Client ID of the app\'s user-assigned identity (AZURE_CLIENT_ID).')
@@ -513,10 +513,10 @@ output AZURE_CLIENT_ID string = appIdentity.outputs.clientId
 @description('Application Insights resource name.')
 output appInsightsName string = appInsights.outputs.name
 
-@description('Object (principal) ID of the app\'s identity: scripts/postgres-setup.ts creates its database principal with it.')
+@description('Object (principal) ID of the app\'s identity: local/cli/postgresSetup.ts creates its database principal with it.')
 output APP_IDENTITY_PRINCIPAL_ID string = appIdentity.outputs.principalId
 
-@description('The operator\'s PostgreSQL user name (the Entra admin) for scripts/postgres-setup.ts.')
+@description('The operator\'s PostgreSQL user name (the Entra admin) for local/cli/postgresSetup.ts.')
 output POSTGRES_ADMIN_USER string = operatorPrincipalName
 
 @description('Host storage account: AzureWebJobsStorage__accountName for `func start` against Azure.')

@@ -3,7 +3,7 @@
 //
 // Who is what:
 //   - the operator (a person or, better, an Entra group) is the only Entra admin; as admin it runs the
-//     schema migrations and the one-time database setup (scripts/postgres-setup.ts, run by `azd up`'s
+//     schema migrations and the one-time database setup (local/cli/postgresSetup.ts, run by `azd up`'s
 //     postprovision hook or by hand), which creates the app identity's database principal
 //     (pgaadauth_create_principal_with_oid) and grants it the least-privilege role
 //     `twin_reconciler_app` that migration 008 defines;
