@@ -71,7 +71,7 @@ var rules = [
   {
     name: 'dead-letters'
     displayName: 'Twin events dead-lettered in the last hour'
-    description: 'Events the reconciler could not decode or apply were stored as dead letters: read them (reason, body) with the dead-letter API and fix the sender or the policy. See README, Operate.'
+    description: 'Events the reconciler could not decode or apply were stored as dead letters: read their reason and raw event in the database\'s dead_letters table and fix the sender or the policy. See README, Operate.'
     severity: 3
     query: loadTextContent('../alerts/dead-letters.kql')
     measure: 'deadLettered'
