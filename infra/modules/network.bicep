@@ -39,6 +39,9 @@ resource vnet 'Microsoft.Network/virtualNetworks@2023-11-01' = {
         name: 'app'
         properties: {
           addressPrefix: appSubnetPrefix
+          // The app still calls IoT Hub, Event Hubs and storage on their public endpoints: keep the
+          // subnet's default outbound access (or attach a NAT gateway for a fixed egress address).
+          defaultOutboundAccess: true
           delegations: [
             {
               name: 'flex-consumption'

@@ -13,6 +13,8 @@ import { Client } from "pg";
 import { APP_ROLE, createAppPrincipal, grantAppRole, setupSettings } from "../../local/cli/postgresSetup";
 
 const url = process.env.DATABASE_URL;
+// As the store suites do (test/support/testDatabases.ts): in CI a missing DATABASE_URL fails, never skips.
+if (!url && process.env.CI === "true") throw new Error("CI=true but DATABASE_URL is not set: the postgres setup suite must run on PostgreSQL in CI");
 const suffix = randomBytes(4).toString("hex");
 const schema = `setup_${suffix}`;
 const appRole = `${APP_ROLE}_${suffix}`;
