@@ -91,6 +91,19 @@ describe("azure.yaml", () => {
     expect(readBicep(path.join("modules", "functionApp.bicep"))).toMatch(/tags: union\(tags, \{ 'azd-service-name': azdServiceName \}\)/);
   });
 
+  it("fills main.parameters.json only from azd's own variables, the preprovision hook's, and ones the README documents", () => {
+    const text = readFileSync(path.join(root, "infra", "main.parameters.json"), "utf8");
+    const readme = readFileSync(path.join(root, "README.md"), "utf8");
+    const azdBuiltIn = ["AZURE_ENV_NAME", "AZURE_LOCATION", "AZURE_PRINCIPAL_ID"];
+    const preprovision = readFileSync(path.join(root, "scripts", "azd-preprovision.js"), "utf8");
+    const variables = [...text.matchAll(/\$\{([A-Z_]+)(=[^}]*)?\}/g)].map((m) => m[1] ?? "");
+    expect(variables.length).toBeGreaterThan(0);
+    for (const name of variables) {
+      const known = azdBuiltIn.includes(name) || preprovision.includes(`"${name}"`) || readme.includes(name);
+      expect({ name, known }).toEqual({ name, known: true });
+    }
+  });
+
   it("keeps the stage and azd's state out of git and out of a func publish", () => {
     expect(readFileSync(path.join(root, ".gitignore"), "utf8").split("\n")).toEqual(expect.arrayContaining([".azd-package/", ".azure/"]));
     expect(readFileSync(path.join(root, ".funcignore"), "utf8").split("\n")).toEqual(expect.arrayContaining(["/.azd-package/", "/.azure/", "azure.yaml"]));
