@@ -3,7 +3,8 @@
 // auth only), re-pushes stale desired properties through the IoT Hub service API, and serves the
 // compliance reports. Every connection is identity-based: no keys, connection strings or passwords.
 //
-//   az deployment group create -g <rg> -f infra/main.bicep -p infra/main.parameters.json
+//   azd up                       (azure.yaml; infra/main.parameters.json maps azd's environment)
+//   az deployment group create -g <rg> -f infra/main.bicep -p environmentName=… operatorPrincipalId=… operatorPrincipalName=…
 //
 // The app settings below are exactly what shared/config.ts reads (minus its local-only settings)
 // plus the Functions host's own; test/infra/infraMatchesCode.test.ts keeps the two in step.
@@ -95,11 +96,13 @@ param postgresSpareConnections int = 5
 @maxValue(5000)
 param postgresMaxConnections int = 0
 
-@description('Optional: object ID of a person or group who operates the system: PostgreSQL Entra admin, IoT Hub Registry Contributor and Twin Contributor (create devices, set desired properties with `--auth-type login`). Empty: none.')
-param operatorPrincipalId string = ''
+@description('Object ID of the person or (better) Entra group who operates the system: the only PostgreSQL Entra admin (runs migrations and the database setup), IoT Hub Registry and Twin Contributor (create devices, set desired properties with `--auth-type login`), and the developer roles that let `func start` run against the deployed resources (Event Hubs Data Receiver on the twin-changes hub, the host\'s storage roles). azd passes the signed-in user (AZURE_PRINCIPAL_ID).')
+@minLength(36)
+param operatorPrincipalId string
 
-@description('Display name (user principal name or group name) of operatorPrincipalId; PostgreSQL needs it for the Entra admin.')
-param operatorPrincipalName string = ''
+@description('Name of operatorPrincipalId as PostgreSQL knows it: the user principal name of a user, the display name of a group. The operator signs in to PostgreSQL with this name.')
+@minLength(1)
+param operatorPrincipalName string
 
 @description('Kind of operatorPrincipalId.')
 @allowed([
@@ -107,6 +110,22 @@ param operatorPrincipalName string = ''
   'Group'
 ])
 param operatorPrincipalType string = 'User'
+
+@description('Refuse IoT Hub\'s shared access policies (iothubowner, service, …). The app never uses them, but the Device Provisioning Service links to hubs with one and readers of the built-in (Event Hub-compatible) endpoint usually connect with one: leave false if the fleet uses either; true for fleets that use neither.')
+param iotHubDisableLocalAuth bool = false
+
+@description('How the app reaches PostgreSQL. privateEndpoint: a virtual network, Flex Consumption VNet integration and a private endpoint, public access off (unless postgresAllowedIps lists addresses). allowList: public access restricted to postgresAllowedIps (the app has no fixed outbound address: list \'0.0.0.0\', Azure\'s "all Azure services" rule, only if you accept that).')
+@allowed([
+  'privateEndpoint'
+  'allowList'
+])
+param postgresNetwork string = 'privateEndpoint'
+
+@description('Addresses PostgreSQL\'s firewall admits: \'203.0.113.7\' or \'203.0.113.0-203.0.113.255\'. Add the operator\'s address to run the database setup from outside the virtual network. Empty with privateEndpoint: no public access at all.')
+param postgresAllowedIps array = []
+
+@description('Address space of the virtual network (postgresNetwork = privateEndpoint); its first two /24 are the app and private endpoint subnets.')
+param vnetAddressPrefix string = '10.40.0.0/16'
 
 @description('Token-bucket rate shared by every twin read and update the app makes (S1 allows 100 reads/s and 50 updates/s per hub, shared with every other client).')
 param hubTwinOpsPerSecond int = 10
@@ -166,6 +185,17 @@ param policyPath string = ''
 
 @description('Compliance policy as inline JSON. Empty: POLICY_PATH or the default policy. Set at most one of the two.')
 param policyJson string = ''
+
+@description('E-mail address that receives the alerts (infra/modules/alerts.bicep). Empty: the rules still fire and show in Azure Monitor, but no action group notifies anyone.')
+param alertEmail string = ''
+
+@description('Hours since the last complete fleet sync pass after which the "fleet sync overdue" alert fires (the default schedule runs a pass daily).')
+@minValue(1)
+param fleetSyncOverdueHours int = 26
+
+@description('Failed invocations of one function within 15 minutes that raise the "function keeps failing" alert.')
+@minValue(1)
+param functionFailureThreshold int = 3
 
 var resourceToken = toLower(uniqueString(subscription().id, resourceGroup().id, environmentName))
 var functionAppName = 'func-twinrec-${resourceToken}'
@@ -266,6 +296,30 @@ module appInsights 'br/public:avm/res/insights/component:0.4.1' = {
   }
 }
 
+// Alert rules on the app's metrics and the host's invocations, and the operator's workbook.
+module alerts './modules/alerts.bicep' = {
+  name: 'alerts'
+  params: {
+    namePrefix: 'twinrec-${resourceToken}'
+    location: location
+    tags: tags
+    appInsightsId: appInsights.outputs.resourceId
+    alertEmail: alertEmail
+    fleetSyncOverdueHours: fleetSyncOverdueHours
+    functionFailureThreshold: functionFailureThreshold
+  }
+}
+
+module workbook './modules/workbook.bicep' = {
+  name: 'workbook'
+  params: {
+    displayName: 'Twin Reconciler (${environmentName})'
+    location: location
+    tags: tags
+    appInsightsId: appInsights.outputs.resourceId
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Storage for the Functions host (leases, Event Hubs checkpoints, diagnostics) and the Flex
 // Consumption deployment package. Shared-key access is disabled: identity only.
@@ -312,6 +366,9 @@ module eventHubs './modules/eventHubs.bicep' = {
     retentionDays: eventHubRetentionDays
     senderPrincipalId: iotHubIdentity.outputs.principalId
     receiverPrincipalId: appIdentity.outputs.principalId
+    developerPrincipalId: operatorPrincipalId
+    developerPrincipalType: operatorPrincipalType
+    developerConsumerGroupName: '${twinEventsConsumerGroup}-dev'
   }
 }
 
@@ -332,6 +389,7 @@ module iotHub './modules/iotHub.bicep' = {
     twinContributorPrincipalId: appIdentity.outputs.principalId
     operatorPrincipalId: operatorPrincipalId
     operatorPrincipalType: operatorPrincipalType
+    disableLocalAuth: iotHubDisableLocalAuth
   }
   // The route's endpoint is validated when the hub is created: the sender role must exist first.
   dependsOn: [
@@ -340,8 +398,8 @@ module iotHub './modules/iotHub.bicep' = {
 }
 
 // ---------------------------------------------------------------------------------------------
-// PostgreSQL: Entra authentication only; the app's identity is an Entra admin (it applies the
-// schema migrations at start-up).
+// PostgreSQL: Entra authentication only. The operator is the Entra admin; the app's identity is a
+// least-privilege database principal created by the setup step (see modules/postgres.bicep).
 // ---------------------------------------------------------------------------------------------
 module postgres './modules/postgres.bicep' = {
   name: 'postgres'
@@ -354,11 +412,23 @@ module postgres './modules/postgres.bicep' = {
     version: postgresVersion
     storageSizeGB: postgresStorageSizeGB
     databaseName: postgresDatabaseName
-    appPrincipalId: appIdentity.outputs.principalId
-    appPrincipalName: appIdentity.outputs.name
+    network: postgresNetwork
+    allowedIps: postgresAllowedIps
     operatorPrincipalId: operatorPrincipalId
     operatorPrincipalName: operatorPrincipalName
     operatorPrincipalType: operatorPrincipalType
+  }
+}
+
+// Private networking for PostgreSQL (postgresNetwork = privateEndpoint).
+module network './modules/network.bicep' = if (postgresNetwork == 'privateEndpoint') {
+  name: 'network'
+  params: {
+    name: 'vnet-twinrec-${resourceToken}'
+    location: location
+    tags: tags
+    addressPrefix: vnetAddressPrefix
+    postgresServerId: postgres.outputs.id
   }
 }
 
@@ -371,6 +441,16 @@ module hostRoles './modules/hostRoles.bicep' = {
     storageAccountName: storage.outputs.name
     appInsightsName: appInsights.outputs.name
     principalId: appIdentity.outputs.principalId
+  }
+}
+
+// The operator's developer roles on the host storage, so `func start` runs against Azure.
+module developerRoles './modules/developerRoles.bicep' = {
+  name: 'developerRoles'
+  params: {
+    storageAccountName: storage.outputs.name
+    principalId: operatorPrincipalId
+    principalType: operatorPrincipalType
   }
 }
 
@@ -390,6 +470,8 @@ module functionApp './modules/functionApp.bicep' = {
     identityResourceId: appIdentity.outputs.resourceId
     storageAccountName: storage.outputs.name
     deploymentContainerName: deploymentContainerName
+    virtualNetworkSubnetId: postgresNetwork == 'privateEndpoint' ? network.outputs.appSubnetId : ''
+    azdServiceName: 'api'
     appSettings: [
       // Functions host storage through the user-assigned identity (the account has no shared keys).
       { name: 'AzureWebJobsStorage__accountName', value: storage.outputs.name }
@@ -407,7 +489,8 @@ module functionApp './modules/functionApp.bicep' = {
       { name: 'TWIN_EVENTS_CONSUMER_GROUP', value: eventHubs.outputs.consumerGroupName }
       // DefaultAzureCredential picks the user-assigned identity by this client ID.
       { name: 'AZURE_CLIENT_ID', value: appIdentity.outputs.clientId }
-      // Store: Azure Database for PostgreSQL with an Entra access token as the password.
+      // Store: Azure Database for PostgreSQL with an Entra access token as the password, signing in
+      // as the identity's own database principal (member of twin_reconciler_app, not an admin).
       { name: 'POSTGRES_HOST', value: postgres.outputs.hostName }
       { name: 'POSTGRES_PORT', value: '5432' }
       { name: 'POSTGRES_DATABASE', value: postgres.outputs.databaseName }
@@ -470,13 +553,16 @@ output TWIN_EVENTS_HUB_NAME string = eventHubs.outputs.eventHubName
 @description('Consumer group of the reconcile function.')
 output TWIN_EVENTS_CONSUMER_GROUP string = eventHubs.outputs.consumerGroupName
 
+@description('Consumer group for `func start` against Azure (TWIN_EVENTS_CONSUMER_GROUP in local.settings.json).')
+output TWIN_EVENTS_DEV_CONSUMER_GROUP string = eventHubs.outputs.developerConsumerGroupName
+
 @description('PostgreSQL host name.')
 output POSTGRES_HOST string = postgres.outputs.hostName
 
 @description('PostgreSQL database name.')
 output POSTGRES_DATABASE string = postgres.outputs.databaseName
 
-@description('PostgreSQL Entra principal the app signs in as (the app identity\'s name).')
+@description('PostgreSQL Entra principal the app signs in as (the app identity\'s name; created by local/cli/postgresSetup.ts).')
 output POSTGRES_USER string = appIdentity.outputs.name
 
 @description('Client ID of the app\'s user-assigned identity (AZURE_CLIENT_ID).')
@@ -484,3 +570,21 @@ output AZURE_CLIENT_ID string = appIdentity.outputs.clientId
 
 @description('Application Insights resource name.')
 output appInsightsName string = appInsights.outputs.name
+
+@description('Object (principal) ID of the app\'s identity: local/cli/postgresSetup.ts creates its database principal with it.')
+output APP_IDENTITY_PRINCIPAL_ID string = appIdentity.outputs.principalId
+
+@description('The operator\'s PostgreSQL user name (the Entra admin) for local/cli/postgresSetup.ts.')
+output POSTGRES_ADMIN_USER string = operatorPrincipalName
+
+@description('Host storage account: AzureWebJobsStorage__accountName for `func start` against Azure.')
+output AzureWebJobsStorage__accountName string = storage.outputs.name
+
+@description('azd: region of the deployment.')
+output AZURE_LOCATION string = location
+
+@description('azd: tenant of the deployment.')
+output AZURE_TENANT_ID string = tenant().tenantId
+
+@description('azd: name of the Function App of service `api`.')
+output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name

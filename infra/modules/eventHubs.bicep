@@ -28,6 +28,15 @@ param senderPrincipalId string
 @description('Principal (the app\'s identity) that receives them.')
 param receiverPrincipalId string
 
+@description('The operator (a user or group), who may also receive them: `func start` against the deployed hub, through its own consumer group.')
+param developerPrincipalId string
+
+@description('User or Group.')
+param developerPrincipalType string
+
+@description('Consumer group of a developer\'s local host (`func start`), so it never takes partitions from the deployed app.')
+param developerConsumerGroupName string
+
 var roles = {
   eventHubsDataSender: '2b629674-e913-4c01-ae53-ef4638d8f975' // Azure Event Hubs Data Sender
   eventHubsDataReceiver: 'a638d3c7-ab3a-418d-83e6-5f17a39d4fde' // Azure Event Hubs Data Receiver
@@ -67,6 +76,14 @@ resource consumerGroup 'Microsoft.EventHub/namespaces/eventhubs/consumergroups@2
   }
 }
 
+resource developerConsumerGroup 'Microsoft.EventHub/namespaces/eventhubs/consumergroups@2024-01-01' = {
+  parent: eventHub
+  name: developerConsumerGroupName
+  properties: {
+    userMetadata: 'Twin Reconciler: a developer\'s func start against this hub'
+  }
+}
+
 // IoT Hub's identity sends the routed twin-change events into this event hub only.
 resource senderRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(eventHub.id, senderPrincipalId, roles.eventHubsDataSender)
@@ -89,6 +106,17 @@ resource receiverRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
+// The operator reads this event hub only, e.g. `func start` with local.settings.json pointing here.
+resource developerReceiverRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(eventHub.id, developerPrincipalId, roles.eventHubsDataReceiver)
+  scope: eventHub
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.eventHubsDataReceiver)
+    principalId: developerPrincipalId
+    principalType: developerPrincipalType
+  }
+}
+
 @description('Namespace host name, e.g. evhns-x.servicebus.windows.net (serviceBusEndpoint is https://<host>:443/).')
 output fullyQualifiedNamespace string = replace(replace(namespace.properties.serviceBusEndpoint, 'https://', ''), ':443/', '')
 
@@ -97,3 +125,6 @@ output eventHubName string = eventHub.name
 
 @description('Consumer group name.')
 output consumerGroupName string = consumerGroup.name
+
+@description('Consumer group of a developer\'s local host.')
+output developerConsumerGroupName string = developerConsumerGroup.name

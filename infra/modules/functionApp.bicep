@@ -37,6 +37,12 @@ param deploymentContainerName string
 @description('App settings: [{ name, value }].')
 param appSettings array
 
+@description('Subnet (delegated to Microsoft.App/environments) the app integrates with, so it reaches the PostgreSQL private endpoint; empty: no virtual network integration.')
+param virtualNetworkSubnetId string
+
+@description('Name of this app\'s service in azure.yaml: `azd deploy` finds the app by its azd-service-name tag.')
+param azdServiceName string
+
 resource storageAccount 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
 }
@@ -58,7 +64,7 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
 resource site 'Microsoft.Web/sites@2024-04-01' = {
   name: name
   location: location
-  tags: tags
+  tags: union(tags, { 'azd-service-name': azdServiceName })
   kind: 'functionapp,linux'
   identity: {
     type: 'UserAssigned'
@@ -69,6 +75,9 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
   properties: {
     serverFarmId: plan.id
     httpsOnly: true
+    // Flex Consumption virtual network integration: outbound calls (PostgreSQL's private endpoint,
+    // resolved through the linked private DNS zone) leave through this subnet.
+    virtualNetworkSubnetId: empty(virtualNetworkSubnetId) ? null : virtualNetworkSubnetId
     siteConfig: {
       minTlsVersion: '1.2'
       ftpsState: 'Disabled'

@@ -31,6 +31,9 @@ param operatorPrincipalId string
 @description('User or Group.')
 param operatorPrincipalType string
 
+@description('Refuse the hub\'s shared access policies (iothubowner, service, …): see iotHubDisableLocalAuth in main.bicep.')
+param disableLocalAuth bool
+
 var roles = {
   iotHubTwinContributor: '494bdba2-168f-4f31-a0a1-191d2f7c028c' // IoT Hub Twin Contributor
   iotHubRegistryContributor: '4ea46cd5-c1b2-4a8e-910b-273211f9ce47' // IoT Hub Registry Contributor
@@ -52,9 +55,14 @@ resource hub 'Microsoft.Devices/IotHubs@2023-06-30' = {
     }
   }
   properties: {
-    // Hub-level shared access policies (iothubowner, service…) are refused: the service API is
-    // reached with Entra identities. Devices still authenticate with their own keys or X.509.
-    disableLocalAuth: true
+    // This app reaches the service API with Entra identities only, so it works either way. But with
+    // local auth disabled the hub refuses every hub-level shared access policy (iothubowner,
+    // service, registryRead…): the Device Provisioning Service links to its hubs with such a policy,
+    // and readers of the built-in endpoint (the `events` Event Hub-compatible endpoint that device
+    // telemetry reaches through the fallback route below) typically connect with one too; both
+    // stop working. Hence a parameter, off by default; turn it on for fleets that use neither.
+    // Devices authenticate with their own keys or X.509 certificates regardless.
+    disableLocalAuth: disableLocalAuth
     eventHubEndpoints: {
       events: {
         retentionTimeInDays: 1
@@ -101,7 +109,8 @@ resource hub 'Microsoft.Devices/IotHubs@2023-06-30' = {
         }
       ]
       // Once any route exists, device telemetry reaches the built-in endpoint only through a route
-      // or the fallback route: keep the fallback on so telemetry consumers are unaffected.
+      // or the fallback route: keep the fallback on so telemetry still arrives there (its readers
+      // also need the hub's local auth: see disableLocalAuth above).
       fallbackRoute: {
         name: '$fallback'
         source: 'DeviceMessages'

@@ -1,14 +1,21 @@
 // Azure Database for PostgreSQL Flexible Server with Microsoft Entra authentication only (password
-// authentication disabled, so there is no admin password anywhere). The app's identity is an Entra
-// admin: it connects with an access token (scope https://ossrdbms-aad.database.windows.net/.default)
-// and applies the schema migrations at start-up, which needs DDL rights on the database.
+// authentication disabled, so there is no admin password anywhere).
 //
-// Least privilege instead (manual, once): make only the operator an Entra admin (leave the app out
-// of `appAdmin` below), then as that admin, connected to the `postgres` database:
-//   SELECT * FROM pgaadauth_create_principal('<app identity name>', false, false);
-// and in the application database:
-//   GRANT CREATE, USAGE ON SCHEMA public TO "<app identity name>";
-// (a non-admin database role cannot be created declaratively through ARM/Bicep).
+// Who is what:
+//   - the operator (a person or, better, an Entra group) is the only Entra admin; as admin it runs the
+//     schema migrations and the one-time database setup (local/cli/postgresSetup.ts, run by `azd up`'s
+//     postprovision hook or by hand), which creates the app identity's database principal
+//     (pgaadauth_create_principal_with_oid) and grants it the least-privilege role
+//     `twin_reconciler_app` that migration 008 defines;
+//   - the app's managed identity is NOT an admin: it signs in as that principal (its identity's name)
+//     with an Entra access token and holds only what twin_reconciler_app grants.
+// A non-admin database principal cannot be created through ARM/Bicep, hence the setup step.
+//
+// Network (postgresNetwork in main.bicep):
+//   - 'privateEndpoint': the server is reached through a private endpoint (modules/network.bicep);
+//     public access is off unless allowedIps lists addresses (e.g. the operator's, for the setup);
+//   - 'allowList': public access, limited to allowedIps. There is no 0.0.0.0 ("all of Azure") rule
+//     unless allowedIps names '0.0.0.0' explicitly.
 
 @description('Server name.')
 param name string
@@ -34,13 +41,13 @@ param storageSizeGB int
 @description('Application database name.')
 param databaseName string
 
-@description('Object (principal) ID of the app\'s user-assigned identity.')
-param appPrincipalId string
+@description('privateEndpoint or allowList.')
+param network string
 
-@description('Name of the app\'s user-assigned identity (its PostgreSQL role name).')
-param appPrincipalName string
+@description('Addresses allowed through the firewall: \'1.2.3.4\' or \'1.2.3.4-1.2.3.9\'; \'0.0.0.0\' is Azure\'s "allow Azure services" rule.')
+param allowedIps array
 
-@description('Optional operator (user or group) object ID made Entra admin too; empty: none.')
+@description('Object ID of the operator (user or group): the Entra admin.')
 param operatorPrincipalId string
 
 @description('Display name of the operator principal.')
@@ -75,7 +82,7 @@ resource server 'Microsoft.DBforPostgreSQL/flexibleServers@2024-08-01' = {
       mode: 'Disabled'
     }
     network: {
-      publicNetworkAccess: 'Enabled'
+      publicNetworkAccess: network == 'allowList' || !empty(allowedIps) ? 'Enabled' : 'Disabled'
     }
   }
 }
@@ -89,44 +96,31 @@ resource database 'Microsoft.DBforPostgreSQL/flexibleServers/databases@2024-08-0
   }
 }
 
-// Flex Consumption apps without VNet integration call out from shared Azure addresses: allow
-// connections from Azure services (every connection still needs an Entra token of an admin/role).
-resource allowAzure 'Microsoft.DBforPostgreSQL/flexibleServers/firewallRules@2024-08-01' = {
+// Server operations run one at a time: each child waits for the previous one.
+@batchSize(1)
+resource firewall 'Microsoft.DBforPostgreSQL/flexibleServers/firewallRules@2024-08-01' = [for (ip, i) in allowedIps: {
   parent: server
-  name: 'AllowAllAzureServicesAndResourcesWithinAzureIps'
+  name: ip == '0.0.0.0' ? 'AllowAllAzureServicesAndResourcesWithinAzureIps' : 'allow-${i}'
   properties: {
-    startIpAddress: '0.0.0.0'
-    endIpAddress: '0.0.0.0'
+    startIpAddress: first(split(ip, '-'))
+    endIpAddress: last(split(ip, '-'))
   }
   dependsOn: [
     database
   ]
-}
+}]
 
-// Server operations run one at a time: each child waits for the previous one.
-resource appAdmin 'Microsoft.DBforPostgreSQL/flexibleServers/administrators@2024-08-01' = {
+resource operatorAdmin 'Microsoft.DBforPostgreSQL/flexibleServers/administrators@2024-08-01' = {
   parent: server
-  name: appPrincipalId
-  properties: {
-    principalType: 'ServicePrincipal'
-    principalName: appPrincipalName
-    tenantId: tenant().tenantId
-  }
-  dependsOn: [
-    allowAzure
-  ]
-}
-
-resource operatorAdmin 'Microsoft.DBforPostgreSQL/flexibleServers/administrators@2024-08-01' = if (!empty(operatorPrincipalId)) {
-  parent: server
-  name: empty(operatorPrincipalId) ? 'none' : operatorPrincipalId
+  name: operatorPrincipalId
   properties: {
     principalType: operatorPrincipalType
     principalName: operatorPrincipalName
     tenantId: tenant().tenantId
   }
   dependsOn: [
-    appAdmin
+    database
+    firewall
   ]
 }
 
@@ -135,3 +129,6 @@ output hostName string = server.properties.fullyQualifiedDomainName
 
 @description('Application database name.')
 output databaseName string = database.name
+
+@description('Server resource ID.')
+output id string = server.id
