@@ -97,10 +97,13 @@ describeOnPostgres("CSV export of 1M property records through the local host", (
   }, 60_000);
 
   test("streams every record, in order and as seeded, while the host's RSS grows by less than 150 MB", async () => {
-    // Warm up (modules, store connection, route) on a small export, then measure from the settled RSS.
-    const warm = await httpGet(`${host.url}/compliance/devices.csv?property=prop.p0&state=failed`);
-    expect(warm.statusCode).toBe(200);
-    for await (const chunk of warm) void chunk;
+    // Warm up on a tenth of the export (modules, store connection, and the heap the export works in), so the growth measured
+    // next is what the body's size adds: nothing much when it streams, several times the body when it is buffered.
+    for (let i = 0; i < 2; i++) {
+      const warm = await httpGet(`${host.url}/compliance/devices.csv?property=prop.p0`);
+      expect(warm.statusCode).toBe(200);
+      for await (const chunk of warm) void chunk;
+    }
     const before = host.rss();
     host.resetPeak();
 
