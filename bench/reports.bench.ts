@@ -3,20 +3,30 @@
  * 1M history rows over the last 30 days. PostgreSQL when DATABASE_URL is set (in a schema of its
  * own, dropped at the end), else PGlite in memory. Prints median latencies with a baseline from the
  * same run (live counting instead of the counters of 003_reports.sql; a naive, non-sargable filter),
- * the full CSV export time and peak RSS, and the write cost of the counters on the reconcile path.
+ * the full CSV export time and peak RSS (read straight from the store, and as an HTTP GET through
+ * the local host with the app's HTTP streams: on PostgreSQL the host runs in a child process and its
+ * own peak RSS is reported; on PGlite in memory it runs in the bench process, which holds the
+ * database too), and the write cost of the counters on the reconcile path.
  *
  *   npm run bench:reports                     # PGlite
  *   DATABASE_URL=postgresql://… npm run bench:reports
  */
+import { mkdtempSync, rmSync } from "node:fs";
+import { get, type IncomingMessage } from "node:http";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { performance } from "node:perf_hooks";
+import { startLocalHost } from "../local/host/startLocalHost";
 import { emptyStateCounts } from "../shared/compliance/ComplianceState";
 import type { PropertyRecord } from "../shared/compliance/PropertyRecord";
 import { getComplianceSummary } from "../shared/reports/getComplianceSummary";
 import { getDeviceDetail } from "../shared/reports/getDeviceDetail";
+import { useStore } from "../shared/reports/getStore";
 import { listDevices } from "../shared/reports/listDevices";
 import { streamDevicesCsv } from "../shared/reports/streamDevicesCsv";
 import { writeBatch, type BatchWrite } from "../shared/store/complianceStore";
 import type { Database } from "../shared/store/Database";
+import { startHostProcess } from "../test/support/startHostProcess";
 import { openTestPglite, openTestPostgres } from "../test/support/testDatabases";
 
 const DEVICES = Number(process.env.BENCH_DEVICES ?? 100_000);
@@ -24,7 +34,7 @@ const PATHS = 10;
 const RUNS = Number(process.env.BENCH_RUNS ?? 15);
 const SITES = ["berlin", "paris", "oslo", "lyon", "madrid"];
 
-async function openBenchStore(): Promise<{ db: Database; label: string; close(): Promise<void> }> {
+async function openBenchStore(): Promise<{ db: Database; label: string; url?: string; close(): Promise<void> }> {
   const url = process.env.DATABASE_URL?.trim();
   if (!url) {
     const db = await openTestPglite();
@@ -33,7 +43,73 @@ async function openBenchStore(): Promise<{ db: Database; label: string; close():
   // A schema of its own, dropped at close (the test suites' helper).
   const db = await openTestPostgres(url, { max: 4 });
   const version = (await db.query<{ v: string }>("SELECT current_setting('server_version') AS v")).rows[0]?.v;
-  return { db, label: `PostgreSQL ${version}`, close: () => db.close() };
+  const schema = (await db.query<{ s: string }>("SELECT current_schema() AS s")).rows[0]?.s ?? "public";
+  const schemaUrl = new URL(url);
+  schemaUrl.searchParams.set("options", `-c search_path=${schema}`);
+  return { db, label: `PostgreSQL ${version}`, url: schemaUrl.toString(), close: () => db.close() };
+}
+
+const complianceApi = path.resolve(__dirname, "..", "functions", "complianceApi.ts");
+
+/** GET `url` and read the body as fast as it comes: bytes, rows, time to the first byte and to the end. */
+async function download(url: string): Promise<{ status: number; bytes: number; rows: number; firstByteMs: number; totalMs: number }> {
+  const start = performance.now();
+  const response = await new Promise<IncomingMessage>((resolve, reject) => get(url, resolve).once("error", reject));
+  let bytes = 0;
+  let lines = 0;
+  let firstByteMs = Number.NaN;
+  for await (const chunk of response as AsyncIterable<Buffer>) {
+    if (bytes === 0) firstByteMs = performance.now() - start;
+    bytes += chunk.length;
+    for (let k = chunk.indexOf(10); k >= 0; k = chunk.indexOf(10, k + 1)) lines++;
+  }
+  return { status: response.statusCode ?? 0, bytes, rows: lines - 1, firstByteMs, totalMs: performance.now() - start };
+}
+
+/**
+ * The full export as `GET compliance/devices.csv` on the local host (HTTP streams on, as in Azure). With a PostgreSQL URL the
+ * host is a child process and the figure is its own peak RSS; otherwise the host serves `db` from this process.
+ */
+async function exportOverHttp(db: Database, storeUrl: string | undefined): Promise<string> {
+  const warmUp = "/compliance/devices.csv?property=prop.p0&state=failed";
+  if (storeUrl) {
+    const host = await startHostProcess({ modules: [complianceApi], settings: { DATABASE_URL: storeUrl } });
+    try {
+      await download(host.url + warmUp);
+      const before = host.rss();
+      host.resetPeak();
+      const r = await download(`${host.url}/compliance/devices.csv`);
+      const peak = host.peakRss();
+      return describeExport("host process (child)", r, before, peak);
+    } finally {
+      await host.stop();
+    }
+  }
+  const rootDir = mkdtempSync(path.join(tmpdir(), "bench-host-"));
+  useStore(db);
+  const host = await startLocalHost({ modules: [complianceApi], rootDir, port: 0, scheduleTimers: false, log: () => undefined });
+  try {
+    await download(host.url + warmUp);
+    global.gc?.();
+    const before = process.memoryUsage().rss;
+    let peak = before;
+    const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 10);
+    const r = await download(`${host.url}/compliance/devices.csv`);
+    clearInterval(sampler);
+    peak = Math.max(peak, process.memoryUsage().rss);
+    return describeExport("bench process (host in-process, with PGlite)", r, before, peak);
+  } finally {
+    await host.stop();
+    useStore(undefined);
+    rmSync(rootDir, { recursive: true, force: true });
+  }
+}
+
+function describeExport(whose: string, r: Awaited<ReturnType<typeof download>>, before: number, peak: number): string {
+  return (
+    `CSV export over HTTP (local host, HTTP streams): HTTP ${r.status}, ${r.rows.toLocaleString()} rows, ${(r.bytes / 1e6).toFixed(0)} MB in ${(r.totalMs / 1000).toFixed(2)} s ` +
+    `(first byte after ${r.firstByteMs.toFixed(0)} ms); ${whose} RSS ${(before / 1e6).toFixed(0)} MB before, peak ${(peak / 1e6).toFixed(0)} MB (+${((peak - before) / 1e6).toFixed(0)} MB)`
+  );
 }
 
 /** Set-based seed: records first (state by a hash of device and path), devices = worst of their records, one history row per record. */
@@ -141,7 +217,7 @@ async function reconcileWrites(db: Database, events: number, batchSize: number, 
 }
 
 async function main() {
-  const { db, label, close } = await openBenchStore();
+  const { db, label, url: storeUrl, close } = await openBenchStore();
   try {
     console.log(`Compliance reports bench on ${label}: ${DEVICES.toLocaleString()} devices × ${PATHS} properties, median of ${RUNS} runs`);
     const now = new Date().toISOString();
@@ -184,6 +260,7 @@ async function main() {
       `\nCSV export: ${(lines - 1).toLocaleString()} rows, ${(bytes / 1e6).toFixed(0)} MB in ${(csvMs / 1000).toFixed(2)} s; ` +
         `RSS ${(rssBefore / 1e6).toFixed(0)} MB before, peak ${(peak / 1e6).toFixed(0)} MB (+${((peak - rssBefore) / 1e6).toFixed(0)} MB)`,
     );
+    console.log(await exportOverHttp(db, storeUrl));
 
     // Alternating rounds so drift (autovacuum, cache) hits both sides alike.
     const events = Number(process.env.BENCH_WRITE_EVENTS ?? 20_000);

@@ -1,3 +1,4 @@
+import "../shared/enableHttpStreams";
 import { app, type HttpHandler, type HttpRequest, type HttpResponseInit, type InvocationContext } from "@azure/functions";
 import { complianceRoutes, type ReportRoute } from "../shared/reports/complianceRoutes";
 import { getStore } from "../shared/reports/getStore";

@@ -18,6 +18,8 @@ export interface RpcRetryContext {
 }
 
 export interface RpcInvocationRequest {
+  /** Set by the caller when it must know it before the invocation starts (the HTTP proxy's correlation header); else a new UUID. */
+  invocationId?: string;
   inputData: RpcParameterBinding[];
   triggerMetadata?: Record<string, RpcTypedData>;
   retryContext?: RpcRetryContext;
@@ -40,6 +42,8 @@ export interface ProgrammingModel {
   name: string;
   version: string;
   getInvocationModel(coreCtx: unknown): InvocationModel | Promise<InvocationModel>;
+  /** The worker's init handshake (see workerCapabilities.ts). */
+  getCapabilities?(capabilities: Record<string, string>): Record<string, string> | Promise<Record<string, string>>;
 }
 
 export function toProgrammingModel(value: unknown): ProgrammingModel {
@@ -61,11 +65,11 @@ export async function invokeFunction(
   request: RpcInvocationRequest,
   log: LogSink,
 ): Promise<RpcInvocationResponse> {
-  const invocationId = randomUUID();
+  const invocationId = request.invocationId ?? randomUUID();
   const coreCtx = {
     invocationId,
     metadata: { name: registration.name, bindings: registration.bindings, retryOptions: registration.retryOptions },
-    request: { invocationId, functionId: registration.name, ...request },
+    request: { ...request, invocationId, functionId: registration.name },
     state: undefined as string | undefined,
     log: (level: LogLevel, category: string, message: string) => log({ level, category, functionName: registration.name, message }),
   };

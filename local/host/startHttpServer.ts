@@ -1,7 +1,10 @@
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { randomUUID } from "node:crypto";
+import { Agent, createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { forwardToHttpProxy } from "./forwardToHttpProxy";
 import { isRecord, triggerOf, type FunctionRegistration } from "./functionRegistration";
 import type { RpcInvocationRequest, RpcInvocationResponse } from "./invokeFunction";
+import type { RpcTypedData } from "./toRpcEventHubInput";
 import { internalErrorProblem, methodNotAllowedProblem, notFoundProblem, type Problem } from "../../shared/reports/Problem";
 import { comparePrecedence, compileRoute, type RouteTemplate } from "./routeTemplate";
 
@@ -11,6 +14,11 @@ export interface HttpServerOptions {
   /** host.json `extensions.http.routePrefix`; "api" by default. */
   routePrefix: string;
   invoke: (registration: FunctionRegistration, request: RpcInvocationRequest) => Promise<RpcInvocationResponse>;
+  /**
+   * The worker's `HttpUri` capability (the app enabled HTTP streams): requests and responses then
+   * flow through the library's HTTP proxy as streams instead of as buffered RPC bodies.
+   */
+  httpUri?: string;
   health: () => Record<string, unknown>;
   error: (message: string) => void;
 }
@@ -33,8 +41,9 @@ interface Route {
 /**
  * Serves HTTP-triggered functions as `func start` does: `http://localhost:7071/api/<route>`, route
  * templates with parameters, the trigger's methods, no function keys locally. Each request is
- * handed to the function as the RPC `http` input and the RPC response is written back. Built in:
- * `GET /<prefix>/health`.
+ * handed to the function as the RPC `http` input and the RPC response is written back, or, when the
+ * worker answered `HttpUri` (HTTP streams), forwarded to the library's proxy and its response
+ * streamed back (forwardToHttpProxy.ts). Built in: `GET /<prefix>/health`.
  */
 export async function startHttpServer(options: HttpServerOptions): Promise<HttpServer> {
   const prefix = options.routePrefix.replace(/^\/+|\/+$/g, "");
@@ -48,6 +57,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   }
   routes.sort((a, b) => comparePrecedence(a.template, b.template));
   const counters = { requests: 0, errors: 0 };
+  const proxyAgent = options.httpUri ? new Agent({ keepAlive: true }) : undefined;
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     counters.requests++;
@@ -79,12 +89,26 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     }
     if (!found) return sendProblem(res, notFoundProblem(`No function serves /${prefix}/${shown(path)}.`));
 
-    const body = await readBody(req);
     const headers: Record<string, string> = {};
     for (const [key, value] of Object.entries(req.headers)) {
       if (value !== undefined) headers[key] = Array.isArray(value) ? value.join(", ") : value;
     }
     const http: Record<string, unknown> = { method, url: url.toString(), headers, params: found.params };
+    if (options.httpUri && proxyAgent) {
+      const { registration, triggerName } = found.route;
+      // What the host sends over RPC when it proxies: the route parameters, headers and query as trigger metadata (the library reads
+      // the parameters and headers from there and the URL, query included, from the proxied request).
+      const triggerMetadata: Record<string, RpcTypedData> = { Headers: { json: JSON.stringify(headers) }, Query: { json: JSON.stringify(Object.fromEntries(url.searchParams)) } };
+      for (const [name, value] of Object.entries(found.params)) triggerMetadata[name] = { string: value };
+      const invocationId = randomUUID();
+      return forwardToHttpProxy(req, res, {
+        httpUri: options.httpUri,
+        agent: proxyAgent,
+        invocationId,
+        invoke: () => options.invoke(registration, { invocationId, inputData: [{ name: triggerName, data: { http } }], triggerMetadata }),
+      });
+    }
+    const body = await readBody(req);
     http.body = body.length > 0 ? { bytes: new Uint8Array(body) } : { string: "" };
     const response = await options.invoke(found.route.registration, {
       inputData: [{ name: found.route.triggerName, data: { http } }],
@@ -97,7 +121,8 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
       counters.errors++;
       options.error(`HTTP ${req.method} ${req.url} failed: ${error instanceof Error ? error.stack : String(error)}`);
       if (!res.headersSent) sendProblem(res, internalErrorProblem("The function threw; the host log has the cause."));
-      else res.end();
+      // A body already under way is cut, so the client sees a broken transfer rather than a complete-looking short one.
+      else res.destroy();
     });
   });
   await new Promise<void>((resolve, reject) => {
@@ -123,6 +148,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
       closing ??= new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
+        proxyAgent?.destroy();
       });
       return closing;
     },

@@ -8,6 +8,7 @@ import { defaultFunctionModules, loadFunctions } from "./loadFunctions";
 import { startEventHubListener, type EventHubCounters, type EventHubListener } from "./startEventHubListener";
 import { startHttpServer, type HttpServer } from "./startHttpServer";
 import { startTimer, type TimerCounters, type TimerJob } from "./startTimer";
+import { workerCapabilities } from "./workerCapabilities";
 
 export interface LocalHostOptions {
   /** Function modules to load; default every `functions/*.ts` of this repository. */
@@ -86,6 +87,8 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
       return invokeFunction(programmingModel, registration, request, log);
     };
     const functions = registrations.map((r) => ({ name: r.name, trigger: triggerOf(r).binding.type }));
+    // The worker's init handshake, after the modules are loaded: locks app.setup; HttpUri when the app enabled HTTP streams.
+    const capabilities = programmingModel ? await workerCapabilities(programmingModel) : {};
 
     let stopped = false;
     const drainWaiters = new Set<() => void>();
@@ -145,6 +148,7 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
       port: options.port ?? local.localHttpPort ?? 7071,
       routePrefix: httpRoutePrefix(hostJson),
       invoke,
+      ...(capabilities.HttpUri !== undefined ? { httpUri: capabilities.HttpUri } : {}),
       health: () => ({ status: stopped ? "stopping" : "ok", functions: functions.map((f) => f.name) }),
       error: (m) => hostLog("error", m),
     });
