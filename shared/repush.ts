@@ -20,6 +20,7 @@ import {
   saveRepushSchedules,
   type RepushSchedule,
 } from "./store/repushStore";
+import { metrics } from "./telemetry/metrics";
 import type { Json, JsonObject } from "./twin/json";
 import type { Twin, TwinKey } from "./twin/Twin";
 import { twinKeyString } from "./twin/Twin";
@@ -209,7 +210,22 @@ export async function repushStaleDesired(deps: RepushDeps): Promise<RepushRunRes
     deps.log?.(`re-push lease of ${settings.leaseMs} ms running out: ${result.leftDue} claimed devices left due for the next run`);
   }
   if (result.leaseLost > 0) deps.log?.(`re-push lease lost before commit on ${result.leaseLost} devices: nothing written for them`);
+  recordRepushes(result);
   return result;
+}
+
+/**
+ * A run's outcomes as metrics (metricNames.ts `repushes`): devices pushed, resolved, 412, 404 and
+ * failed; escalated properties; 429 answers (a run stops at the first). A dry run pushes nothing.
+ */
+function recordRepushes(result: RepushRunResult): void {
+  if (!result.dryRun) metrics.repushes("pushed", result.pushed);
+  metrics.repushes("resolved", result.resolved);
+  metrics.repushes("precondition_failed", result.etagMismatches);
+  metrics.repushes("throttled", result.throttled ? 1 : 0);
+  metrics.repushes("not_found", result.deleted);
+  metrics.repushes("escalated", result.escalated);
+  metrics.repushes("failed", result.errors);
 }
 
 type RunDeps = RepushDeps & {

@@ -25,8 +25,12 @@ export const METRICS = {
   resyncs: { name: "twin_reconciler.resyncs", kind: "counter", unit: "{twin}" },
   /** Twins waiting for a resync now. */
   resyncPending: { name: "twin_reconciler.resync.pending", kind: "gauge", unit: "{twin}" },
-  /** Re-push outcomes: `pushed` | `resolved` | `precondition_failed` (412) | `throttled` (429) | `not_found` (404) | `escalated` | `failed`. */
-  repushes: { name: "twin_reconciler.repushes", kind: "counter", unit: "{property}" },
+  /**
+   * Re-push outcomes, attribute `outcome`: devices `pushed` | `resolved` (found compliant) |
+   * `precondition_failed` (412) | `not_found` (404) | `failed`; properties `escalated`; `throttled`
+   * (429) answers — a run stops at the first.
+   */
+  repushes: { name: "twin_reconciler.repushes", kind: "counter", unit: "{outcome}" },
   /** Time spent waiting for the hub's token bucket (twin operations or queries). Attribute `bucket` = `twin_ops` | `queries`. */
   tokenWait: { name: "twin_reconciler.hub.token_wait", kind: "histogram", unit: "s" },
   /** Twins read by fleet sync passes. */
