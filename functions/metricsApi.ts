@@ -1,11 +1,11 @@
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from "@azure/functions";
 import { notFoundProblem } from "../shared/reports/Problem";
-import { getRuntime } from "../shared/runtime";
-import { startTelemetry } from "../shared/telemetry/startTelemetry";
+import { getStore } from "../shared/reports/getStore";
+import { observeStore, startTelemetry } from "../shared/telemetry/startTelemetry";
 
 /**
  * GET /api/metrics: this process's metrics in Prometheus text format (npm start, tests). The
- * observable gauges read the runtime's store, so it is opened first. In Azure the metrics go to
+ * observable gauges read the process's store, so it is opened first. In Azure the metrics go to
  * Application Insights instead (shared/telemetry/startTelemetry.ts) and this answers 404; authLevel
  * `function` keeps it from being anonymous there either way.
  */
@@ -16,7 +16,8 @@ export async function metricsHandler(_request: HttpRequest, context: InvocationC
     return { status: 404, headers: { "content-type": "application/problem+json", "cache-control": "no-store" }, jsonBody: problem };
   }
   try {
-    await getRuntime();
+    // The process's store (the runtime's, as the reports use it): the gauges read it.
+    observeStore(await getStore());
   } catch (error) {
     // The counters and histograms are still worth serving; only the store's gauges are missing.
     context.warn(`metrics without the store's gauges: ${error instanceof Error ? error.name : "Error"}`);

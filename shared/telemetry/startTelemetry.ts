@@ -42,6 +42,7 @@ const SERVICE_NAME = "twin-reconciler";
 let started: { telemetry: Telemetry; shutdown: () => Promise<void> } | undefined;
 let gaugeCacheMs = 5_000;
 let readGauges: (() => Promise<StoreGauges>) | undefined;
+let observed: Queryable | undefined;
 
 /** Starts telemetry once per process (later calls return the first one's). Never throws for a missing exporter. */
 export function startTelemetry(env: Record<string, string | undefined> = process.env, options: StartTelemetryOptions = {}): Telemetry {
@@ -54,6 +55,8 @@ export function startTelemetry(env: Record<string, string | undefined> = process
 
 /** The gauges read this store (the runtime's), or nothing once it is closed. */
 export function observeStore(db: Queryable | undefined): void {
+  if (db === observed) return;
+  observed = db;
   readGauges = db ? cachedReader(() => readStoreGauges(db), gaugeCacheMs) : undefined;
 }
 
