@@ -3,8 +3,10 @@
  * and the workbook (infra/) name. A test checks that each alert and workbook query names a metric
  * listed here, and that each metric listed here is emitted. Names follow OpenTelemetry's naming
  * rules (lowercase, dot-separated, namespaced; the unit lives in `unit`, not the name). The
- * Prometheus exporter turns dots into underscores and appends the unit and `_total` as its
- * conventions say (e.g. `twin_reconciler_events_total`).
+ * Prometheus exporter (GET /api/metrics) turns dots into underscores, appends `_total` to counters
+ * and `_bucket`/`_sum`/`_count` to histograms, and gives the unit only as `# UNIT` (e.g.
+ * `twin_reconciler_events_total`, `twin_reconciler_event_age_bucket`). Application Insights keeps
+ * the names as written here (customMetrics.name), attributes in customDimensions.
  */
 export const METRICS = {
   /** Property records by compliance state, from the trigger-kept counters. Attribute `state`. */
