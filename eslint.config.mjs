@@ -2,7 +2,7 @@
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
-const ioModules = ["pg", "pg-*", "@electric-sql/*", "azure-*", "@azure/*", "fs", "fs/*", "node:fs", "node:fs/*",
+const ioModules = ["pg", "pg-*", "@electric-sql/*", "azure-*", "@azure/*", "@opentelemetry/*", "fs", "fs/*", "node:fs", "node:fs/*",
   "net", "node:net", "http", "node:http", "https", "node:https", "child_process", "node:child_process",
   "dgram", "node:dgram", "tls", "node:tls", "worker_threads", "node:worker_threads"];
 

@@ -287,6 +287,7 @@ async function main(): Promise<void> {
     say(`  Functions         ${fns}`);
     say(`  Compliance API    ${host.url}/compliance/summary   ${host.url}/compliance/devices`);
     say(`  Dashboard         ${host.url}/dashboard`);
+    say(`  Metrics           ${host.url}/metrics   (Prometheus text)`);
     say(`  Policy            ${process.env.POLICY_PATH ?? "(POLICY_JSON)"}`);
 
     fleet = await startFleet({ hub: emulator, devices: options.devices, seed: options.seed, log: (m) => logSink({ level: "warning", category: "fleet", functionName: "fleet", message: m }) });

@@ -24,6 +24,7 @@ import {
   type StoredTwinState,
 } from "./store/complianceStore";
 import { lockTwins } from "./store/lockTwins";
+import { metrics } from "./telemetry/metrics";
 import { removeDeletedTwin } from "./store/repushStore";
 import { applyTwinChange } from "./twin/applyTwinChange";
 import type { Json, JsonObject } from "./twin/json";
@@ -86,7 +87,39 @@ export interface ReconcileResult {
  * again twin by twin under a savepoint each, and the twins whose writes fail are dead-lettered.
  */
 export async function reconcileTwinChanges(messages: unknown, triggerMetadata: unknown, deps: ReconcileDeps): Promise<ReconcileResult> {
-  return reconcileDecoded(decodeTwinChanges(messages, triggerMetadata), deps, { messages, triggerMetadata });
+  const started = performance.now();
+  const size = Array.isArray(messages) ? messages.length : 1;
+  let result: ReconcileResult;
+  let decoded: DecodedBatch;
+  try {
+    decoded = decodeTwinChanges(messages, triggerMetadata);
+    result = await reconcileDecoded(decoded, deps, { messages, triggerMetadata });
+  } catch (error) {
+    metrics.batch(size, (performance.now() - started) / 1000, "failure");
+    throw error;
+  }
+  recordBatch(decoded, result, size, started);
+  return result;
+}
+
+/**
+ * The batch's metrics, once committed: events by outcome (each event of the batch is exactly one of
+ * them; lifecycle creates and deletes count as applied), each event's age at commit (wall clock, not
+ * deps.clock: the lag an operator sees), the hub reads, size and duration.
+ */
+function recordBatch(decoded: DecodedBatch, result: ReconcileResult, size: number, started: number): void {
+  const committedAt = Date.now();
+  metrics.events("applied", result.applied + result.created + result.deleted);
+  metrics.events("duplicate", result.duplicates);
+  metrics.events("ignored", result.ignored);
+  metrics.events("dead_lettered", result.deadLettered);
+  for (const event of [...decoded.events, ...(decoded.lifecycle ?? [])]) {
+    const enqueued = Date.parse(event.enqueuedTime);
+    if (Number.isFinite(enqueued)) metrics.eventAge((committedAt - enqueued) / 1000, event.partitionId);
+  }
+  metrics.resyncs("succeeded", result.resyncs - result.resyncFailures);
+  metrics.resyncs("failed", result.resyncFailures);
+  metrics.batch(size, (performance.now() - started) / 1000, "success");
 }
 
 /** The raw trigger input, to keep whole in the dead letters of events rejected after decoding. */

@@ -20,6 +20,7 @@ import {
   saveRepushSchedules,
   type RepushSchedule,
 } from "./store/repushStore";
+import { metrics } from "./telemetry/metrics";
 import type { Json, JsonObject } from "./twin/json";
 import type { Twin, TwinKey } from "./twin/Twin";
 import { twinKeyString } from "./twin/Twin";
@@ -310,6 +311,7 @@ async function probeTwin(
   const pushPaths = Object.keys(patch).length > 0 ? toPush : [];
   if (pushPaths.length === 0) {
     result.resolved++;
+    metrics.repushes("resolved", 1);
     return seen;
   }
   const paths = pushPaths.map((r) => ({ path: r.path, fromVersion: r.desiredVersion, attempts: scheduleOf(r).attempts, state: r.state }));
@@ -325,6 +327,7 @@ async function probeTwin(
     // Never write without a precondition: that could overwrite an operator's newer desired value.
     deps.log?.(`re-push of ${label} skipped: the hub sent no etag`);
     result.errors++;
+    metrics.repushes("failed", 1);
     return seen;
   }
 
@@ -339,6 +342,7 @@ async function probeTwin(
   }
 
   result.accepted += paths.length;
+  metrics.repushes("pushed", 1);
   const at = deps.clock().toISOString();
   // Which desired version each pushed path has now: the attempt belongs to that version.
   const pushedVersions = new Map(evaluateCompliance(updated, deps.policy, new Map(), at).records.map((r) => [r.path, r.desiredVersion]));
@@ -371,18 +375,22 @@ async function handleHubError(
     case "throttled":
       // The limiter has slowed down (rateLimitedTwinRegistry); leave this device and the rest due.
       result.throttled = true;
+      metrics.repushes("throttled", 1);
       deps.log?.(`IoT Hub throttled the ${step} of ${label} (429): stopping this run, the rest stays due`);
       throw new StopRun();
     case "notFound":
+      metrics.repushes("not_found", 1);
       return { kind: "gone", key, at, reason: `IoT Hub: ${name} on re-push ${step}` };
     case "etagMismatch":
       result.etagMismatches++;
+      metrics.repushes("precondition_failed", 1);
       if (!pending) break;
       // Someone changed the twin after our read: nothing written, no attempt counted; re-read next run.
       pending.seen.push = { ...pending.push, outcome: "etagMismatch", at };
       return pending.seen;
     case "other": {
       result.errors++;
+      metrics.repushes("failed", 1);
       const message = error instanceof Error ? error.message : String(error);
       deps.log?.(`re-push ${step} of ${label} failed: ${message}`);
       if (!pending) break;
@@ -518,6 +526,7 @@ function decideTwin(
     const queued = schedule.nextAttemptAt !== plan.nextAttemptAt ? schedule.nextAttemptAt : null;
     write.schedules.push({ key, path, schedule: { attempts: schedule.attempts, nextAttemptAt: queued } });
     result.escalated++;
+    metrics.repushes("escalated", 1);
   }
 
   if (push) recordPush(seen, push, stored, schedules, beforePush, records, deps, result, write);

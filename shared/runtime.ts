@@ -5,6 +5,7 @@ import { loadPolicy } from "./loadPolicy";
 import type { Policy } from "./policy/Policy";
 import type { Database } from "./store/Database";
 import { openStore } from "./store/openStore";
+import { observeStore, startTelemetry } from "./telemetry/startTelemetry";
 
 /** What every function needs, built once per process from the app settings. */
 export interface Runtime {
@@ -44,14 +45,18 @@ export async function closeRuntime(): Promise<void> {
   const current = runtime;
   runtime = undefined;
   const closing = await current?.catch(() => undefined);
+  if (closing) observeStore(undefined);
   if (closing && closing.db !== storeOverride) await closing.db.close();
 }
 
 async function createRuntime(env: Record<string, string | undefined>): Promise<Runtime> {
   const config = loadConfig(env);
+  // Before the rate limiters exist: they record their waits (startTelemetry.ts says where metrics go).
+  startTelemetry(env);
   const policy = loadPolicy(config.policy);
   // Rate-limited by one bucket per process: resyncs and re-pushes share HUB_TWIN_OPS_PER_SECOND.
   const registry = createTwinRegistry(config) ?? undefined;
   const db = storeOverride ?? (await openStore(config));
+  observeStore(db);
   return { config, db, policy, registry };
 }

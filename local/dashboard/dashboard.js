@@ -289,6 +289,66 @@
     return [prefix + "=" + (typeof value === "string" ? value : JSON.stringify(value))];
   }
 
+  // --- Pipeline figures: GET metrics (Prometheus text, this host only) --------------------------
+  // In Azure the metrics go to Application Insights and the endpoint answers 404: the bar stays hidden.
+  var lastScrape = null;
+  function parseMetrics(text) {
+    var samples = [];
+    text.split("\n").forEach(function (line) {
+      var m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)/.exec(line);
+      if (!m || line.charAt(0) === "#") return;
+      var labels = {};
+      (m[2] || "").replace(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g, function (_, k, v) { labels[k] = v; return ""; });
+      samples.push({ name: m[1], labels: labels, value: Number(m[3]) });
+    });
+    return samples;
+  }
+  function sum(samples, name, label, value) {
+    return samples.reduce(function (n, s) { return s.name === name && (!label || s.labels[label] === value) ? n + s.value : n; }, 0);
+  }
+  /** Cumulative bucket counts by upper bound, summed over partitions. */
+  function buckets(samples, name) {
+    var byLe = {};
+    samples.forEach(function (s) { if (s.name === name) byLe[s.labels.le] = (byLe[s.labels.le] || 0) + s.value; });
+    return byLe;
+  }
+  /** The q-quantile of the observations between two scrapes, interpolated within its bucket (Prometheus' histogram_quantile). */
+  function quantile(now, before, q) {
+    var les = Object.keys(now).filter(function (le) { return le !== "+Inf"; }).map(Number).sort(function (a, b) { return a - b; });
+    var count = function (le) { return (now[le] || 0) - ((before && before[le]) || 0); };
+    var total = count("+Inf");
+    if (total <= 0) return null;
+    var rank = q * total, lower = 0, below = 0;
+    for (var i = 0; i < les.length; i++) {
+      var c = count(String(les[i]));
+      if (c >= rank) return lower + (les[i] - lower) * (c - below > 0 ? (rank - below) / (c - below) : 1);
+      lower = les[i]; below = c;
+    }
+    return lower;
+  }
+  function fmtSeconds(s) { return s === null ? "–" : s < 1 ? Math.round(s * 1000) + " ms" : s < 60 ? s.toFixed(1) + " s" : fmtDuration(s); }
+  function loadMetrics() {
+    return fetch(url("metrics"), { headers: { accept: "text/plain" } }).then(function (res) {
+      if (!res.ok) { byId("pipeline").hidden = true; return; }
+      return res.text().then(function (text) {
+        var samples = parseMetrics(text);
+        var scrape = { at: Date.now(), events: sum(samples, "twin_reconciler_events_total"), age: buckets(samples, "twin_reconciler_event_age_bucket") };
+        var prev = lastScrape;
+        lastScrape = scrape;
+        byId("pipeline").hidden = false;
+        var q = function (name) { return document.querySelector('[data-testid="' + name + '"]'); };
+        q("metrics-rate").textContent = prev ? ((scrape.events - prev.events) / Math.max(0.001, (scrape.at - prev.at) / 1000)).toFixed(1) : "–";
+        var outcomes = ["applied", "duplicate", "ignored", "dead_lettered"].map(function (o) { return fmt(sum(samples, "twin_reconciler_events_total", "outcome", o)) + " " + o.replace("_", "-"); });
+        q("metrics-events").textContent = fmt(scrape.events) + " since start: " + outcomes.join(", ");
+        var p50 = prev ? quantile(scrape.age, prev.age, 0.5) : null, p95 = prev ? quantile(scrape.age, prev.age, 0.95) : null;
+        q("metrics-age").textContent = p50 === null ? (prev ? "idle" : "–") : fmtSeconds(p50) + " · " + fmtSeconds(p95);
+        q("metrics-dead-letters").textContent = fmt(sum(samples, "twin_reconciler_dead_letters"));
+        var repush = [["pushed", "pushed"], ["resolved", "resolved"], ["precondition_failed", "412"], ["throttled", "429"], ["not_found", "404"], ["escalated", "escalated"], ["failed", "failed"]];
+        q("metrics-repush").textContent = repush.map(function (r) { return fmt(sum(samples, "twin_reconciler_repushes_total", "outcome", r[0])) + " " + r[1]; }).join(" · ");
+      });
+    }, function () { byId("pipeline").hidden = true; });
+  }
+
   // --- Refresh loop --------------------------------------------------------------------------
   function refresh() {
     if (model.inFlight || document.hidden) return Promise.resolve();
@@ -296,6 +356,7 @@
     var work = [getJson("compliance/summary", filterParams()).then(renderSummary)];
     if (!model.paged) work.push(loadDevices());
     work.push(loadDetail());
+    loadMetrics().catch(function () { byId("pipeline").hidden = true; });
     ui.csv.href = url("compliance/devices.csv", filterParams());
     return Promise.all(work).then(function () {
       ui.banner.hidden = true;

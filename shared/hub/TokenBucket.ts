@@ -1,3 +1,4 @@
+import { metrics, type TokenBucketName } from "../telemetry/metrics";
 import { hubErrorKind, type TwinRegistry } from "./TwinRegistry";
 
 /** Time as the limiter sees it: injectable so tests run on a fake clock (no real waiting). */
@@ -33,6 +34,8 @@ export interface TokenBucketOptions {
    */
   burst?: number;
   clock?: LimiterClock;
+  /** Which quota this bucket guards, for the token-wait metric (default `twin_ops`). */
+  name?: TokenBucketName;
 }
 
 export interface SlowDown {
@@ -55,6 +58,7 @@ export const DEFAULT_SLOW_DOWN: SlowDown = { pauseMs: 10_000, factor: 2, forMs: 
 export class TokenBucket {
   readonly ratePerSecond: number;
   readonly burst: number;
+  readonly name: TokenBucketName;
   private readonly clock: LimiterClock;
   /** Tokens at `last`, possibly negative: reservations not yet due. */
   private tokens: number;
@@ -70,6 +74,7 @@ export class TokenBucket {
     this.ratePerSecond = options.ratePerSecond;
     this.burst = burst;
     this.clock = options.clock ?? systemLimiterClock;
+    this.name = options.name ?? "twin_ops";
     this.tokens = burst;
     this.last = this.clock.now();
   }
@@ -82,6 +87,7 @@ export class TokenBucket {
   /** Waits for a token and takes it. */
   async take(options: { signal?: AbortSignal } = {}): Promise<void> {
     const wait = this.reserve();
+    metrics.tokenWait(wait / 1000, this.name);
     if (wait > 0) await this.clock.sleep(wait, options.signal);
   }
 

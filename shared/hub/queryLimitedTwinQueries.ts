@@ -8,7 +8,7 @@ import { hubErrorKind, type TwinQueries } from "./TwinRegistry";
  * quota; the quota is per hub and shared with every other client, so the setting is a share of it.
  */
 export function queryLimiter(queriesPerMinute: number, clock?: LimiterClock): TokenBucket {
-  return new TokenBucket({ ratePerSecond: queriesPerMinute / 60, burst: 1, ...(clock ? { clock } : {}) });
+  return new TokenBucket({ ratePerSecond: queriesPerMinute / 60, burst: 1, name: "queries", ...(clock ? { clock } : {}) });
 }
 
 /**

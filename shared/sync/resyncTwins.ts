@@ -5,6 +5,7 @@ import type { Policy } from "../policy/Policy";
 import { repushBackoffMs } from "../repush/repushBackoff";
 import type { Database } from "../store/Database";
 import { lockTwins } from "../store/lockTwins";
+import { metrics } from "../telemetry/metrics";
 import { removeDeletedTwin } from "../store/repushStore";
 import type { TwinKey } from "../twin/Twin";
 import { claimDueResyncs, scheduleResyncRetry } from "./fleetSyncStore";
@@ -60,13 +61,17 @@ export async function resyncTwins(deps: ResyncDeps): Promise<ResyncRunResult> {
       const twin = await deps.registry.getTwin(key);
       await applyHubTwins(deps, [twin], { consistency: "strong" });
       result.healed++;
+      metrics.resyncs("succeeded", 1);
     } catch (error) {
       const kind = hubErrorKind(error);
       if (kind === "notFound") {
         await removeGone(deps.db, key, clock().toISOString());
         result.removed++;
+        // The hub answered: the twin is gone, and so are its records. The resync did its job.
+        metrics.resyncs("succeeded", 1);
         continue;
       }
+      metrics.resyncs("failed", 1);
       if (kind === "throttled") {
         // Not the twin's fault: it and the rest are due again at once, for the next run.
         for (const left of due.slice(i)) await scheduleResyncRetry(deps.db, left.key, left.attempts, clock().toISOString());

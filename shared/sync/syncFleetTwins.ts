@@ -7,6 +7,7 @@ import type { Policy } from "../policy/Policy";
 import type { Database } from "../store/Database";
 import { lockTwins } from "../store/lockTwins";
 import { removeDeletedTwin } from "../store/repushStore";
+import { metrics } from "../telemetry/metrics";
 import type { TwinKey } from "../twin/Twin";
 import { claimPass, flagResync, keyCursor, markSeen, releasePass, savePass, unseenTwins, type SyncPass } from "./fleetSyncStore";
 
@@ -115,6 +116,7 @@ export async function syncFleetTwins(deps: FleetSyncDeps, options: FleetSyncRunO
         pass.twinsChanged += applied.applied;
         run.pages++;
         run.twinsRead += page.twins.length;
+        metrics.syncTwinsRead(page.twins.length);
         run.twinsChanged += applied.applied;
         if (page.continuationToken !== undefined) pass.continuation = page.continuationToken;
         else {

@@ -3,8 +3,10 @@
  * and the workbook (infra/) name. A test checks that each alert and workbook query names a metric
  * listed here, and that each metric listed here is emitted. Names follow OpenTelemetry's naming
  * rules (lowercase, dot-separated, namespaced; the unit lives in `unit`, not the name). The
- * Prometheus exporter turns dots into underscores and appends the unit and `_total` as its
- * conventions say (e.g. `twin_reconciler_events_total`).
+ * Prometheus exporter (GET /api/metrics) turns dots into underscores, appends `_total` to counters
+ * and `_bucket`/`_sum`/`_count` to histograms, and gives the unit only as `# UNIT` (e.g.
+ * `twin_reconciler_events_total`, `twin_reconciler_event_age_bucket`). Application Insights keeps
+ * the names as written here (customMetrics.name), attributes in customDimensions.
  */
 export const METRICS = {
   /** Property records by compliance state, from the trigger-kept counters. Attribute `state`. */
@@ -25,8 +27,12 @@ export const METRICS = {
   resyncs: { name: "twin_reconciler.resyncs", kind: "counter", unit: "{twin}" },
   /** Twins waiting for a resync now. */
   resyncPending: { name: "twin_reconciler.resync.pending", kind: "gauge", unit: "{twin}" },
-  /** Re-push outcomes: `pushed` | `resolved` | `precondition_failed` (412) | `throttled` (429) | `not_found` (404) | `escalated` | `failed`. */
-  repushes: { name: "twin_reconciler.repushes", kind: "counter", unit: "{property}" },
+  /**
+   * Re-push outcomes, attribute `outcome`: devices `pushed` | `resolved` (found compliant) |
+   * `precondition_failed` (412) | `not_found` (404) | `failed`; properties `escalated`; `throttled`
+   * (429) answers — a run stops at the first.
+   */
+  repushes: { name: "twin_reconciler.repushes", kind: "counter", unit: "{outcome}" },
   /** Time spent waiting for the hub's token bucket (twin operations or queries). Attribute `bucket` = `twin_ops` | `queries`. */
   tokenWait: { name: "twin_reconciler.hub.token_wait", kind: "histogram", unit: "s" },
   /** Twins read by fleet sync passes. */

@@ -77,7 +77,13 @@ describeWithChromium("compliance dashboard in a browser", () => {
     await seedDevices(db, fleet.devices);
     await seedHistory(db, fleet.history);
     useStore(db);
-    host = await startLocalHost({ modules: [path.resolve(__dirname, "../../functions/complianceApi.ts")], port: 0, scheduleTimers: false, log: () => undefined });
+    await db.query("INSERT INTO dead_letters (received_at, reason, raw) VALUES (now(), 'seeded 1', '{}'), (now(), 'seeded 2', '{\"n\": 2}')");
+    host = await startLocalHost({
+      modules: ["complianceApi.ts", "metricsApi.ts"].map((f) => path.resolve(__dirname, "../../functions", f)),
+      port: 0,
+      scheduleTimers: false,
+      log: () => undefined,
+    });
     userDataDir = mkdtempSync(path.join(tmpdir(), "dashboard-chromium-"));
     // A fresh profile per run (playwright passes it to chromium as --user-data-dir).
     browser = await chromium.launchPersistentContext(userDataDir, {
@@ -126,6 +132,16 @@ describeWithChromium("compliance dashboard in a browser", () => {
     await page.screenshot({ path: path.join(resultsDir, "dashboard.png"), fullPage: true });
     await page.close();
     expect(errors).toEqual([]);
+  });
+
+  it("shows the pipeline figures of GET /api/metrics: events, dead letters, re-push outcomes", async () => {
+    const page = await openDashboard();
+    await until("the pipeline bar", async () => (await page.locator('[data-testid="metrics-dead-letters"]').textContent()) !== "–");
+    const text = (id: string) => page.locator(`[data-testid="${id}"]`).textContent();
+    expect(await text("metrics-dead-letters")).toBe("2");
+    expect(await text("metrics-events")).toBe("0 since start: 0 applied, 0 duplicate, 0 ignored, 0 dead-lettered");
+    expect(await text("metrics-repush")).toBe("0 pushed · 0 resolved · 0 412 · 0 429 · 0 404 · 0 escalated · 0 failed");
+    await page.close();
   });
 
   it("follows a device link to the device's detail and history", async () => {

@@ -12,6 +12,7 @@ describe("the pure-core import rule", () => {
     ["shared/twin/x.ts", 'import { readFileSync } from "node:fs";\nexport const r = readFileSync;\n'],
     ["shared/policy/x.ts", 'import { Registry } from "azure-iothub";\nexport const r = Registry;\n'],
     ["shared/events/x.ts", 'import { openStore } from "../store/openStore";\nexport const o = openStore;\n'],
+    ["shared/compliance/x.ts", 'import { metrics } from "@opentelemetry/api";\nexport const m = metrics;\n'],
   ])("rejects an I/O import in %s", async (file, code) => {
     expect(await lint(file, code)).toContain("no-restricted-imports");
   });
