@@ -1,3 +1,4 @@
+import "../shared/enableHttpStreams";
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from "@azure/functions";
 import { notFoundProblem } from "../shared/reports/Problem";
 import { getStore } from "../shared/reports/getStore";
