@@ -4,7 +4,7 @@ import type { AddressInfo } from "node:net";
 import { forwardToHttpProxy } from "./forwardToHttpProxy";
 import { isRecord, triggerOf, type FunctionRegistration } from "./functionRegistration";
 import type { RpcInvocationRequest, RpcInvocationResponse } from "./invokeFunction";
-import type { RpcTypedData } from "./toRpcEventHubInput";
+import type { RpcTypedData } from "./eventHubTriggerInput";
 import { internalErrorProblem, methodNotAllowedProblem, notFoundProblem, type Problem } from "../../shared/reports/Problem";
 import { comparePrecedence, compileRoute, type RouteTemplate } from "./routeTemplate";
 

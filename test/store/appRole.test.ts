@@ -5,7 +5,7 @@
  * truncate or create tables, nor record migrations. The server is the test's own
  * (test/support/privatePostgres): roles are cluster-wide.
  */
-import { toTriggerInput } from "../../shared/events/ReceivedEvent";
+import { toTriggerInput } from "../../local/host/toTriggerInput";
 import { parsePolicy } from "../../shared/policy/Policy";
 import { reconcileTwinChanges } from "../../shared/reconcile";
 import { complianceRoutes } from "../../shared/reports/complianceRoutes";
@@ -28,8 +28,8 @@ const describeRole = mode === "skip" ? describe.skip : describe;
 const policy = parsePolicy(SEED_POLICY);
 const clock = () => new Date("2026-01-01T00:05:00.000Z");
 
-function batch() {
-  const { messages, triggerMetadata } = toTriggerInput([...seedTutorialStream("role-a").events, ...seedTutorialStream("role-b").events]);
+async function batch() {
+  const { messages, triggerMetadata } = await toTriggerInput([...seedTutorialStream("role-a").events, ...seedTutorialStream("role-b").events]);
   return { messages, triggerMetadata };
 }
 
@@ -83,7 +83,7 @@ describeRole("the app's least-privilege role (twin_reconciler_app)", () => {
   test("runs the reconcile path and stores what the owner stores for the same batch", async () => {
     const reference = await openTestPostgres(server.url);
     try {
-      const b = batch();
+      const b = await batch();
       await reconcileTwinChanges(b.messages, b.triggerMetadata, { db: reference, policy, clock });
       const expected = await storedRows(reference);
       expect(expected.property_records!.length).toBeGreaterThan(0);
