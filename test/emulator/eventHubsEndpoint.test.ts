@@ -10,7 +10,7 @@ import {
 } from "@azure/event-hubs";
 import { Client, type Twin as DeviceTwin } from "azure-iot-device";
 import { Mqtt } from "azure-iot-device-mqtt";
-import { connect as connectAmqp, types, type Connection, type Message } from "rhea";
+import { connect as connectAmqp, types, type Connection, type Message, type Receiver } from "rhea";
 import { startEmulator, type Emulator } from "../../local/emulator";
 import { startEventHubsEndpoint, type EventHubsEndpoint } from "../../local/emulator/startEventHubsEndpoint";
 import type { ReceivedEvent } from "../../shared/events/ReceivedEvent";
@@ -145,6 +145,55 @@ function parseConnectionString(connectionString: string): Record<string, string>
 function withKey(connectionString: string, key: string): string {
   return connectionString.replace(/SharedAccessKey=[^;]*/, `SharedAccessKey=${key}`);
 }
+
+/** The SAS token Service Bus expects: HMAC-SHA256 keyed with the key's UTF-8 bytes over `encodeURIComponent(audience) + "\n" + expiry`. */
+function sasToken(audience: string, signingKey: string): string {
+  const expiry = Math.floor(Date.now() / 1000) + 600;
+  const sr = encodeURIComponent(audience);
+  const sig = createHmac("sha256", signingKey).update(`${sr}\n${expiry}`).digest("base64");
+  return `SharedAccessSignature sr=${sr}&sig=${encodeURIComponent(sig)}&se=${expiry}&skn=RootManageSharedAccessKey`;
+}
+
+async function openAmqp(port: number): Promise<Connection> {
+  const connection = connectAmqp({ host: "127.0.0.1", port, username: "RootManageSharedAccessKey", reconnect: false });
+  await new Promise((resolve) => connection.once("connection_open", resolve));
+  return connection;
+}
+
+async function closeAmqp(connection: Connection): Promise<void> {
+  const closed = new Promise((resolve) => connection.once("connection_close", resolve));
+  connection.close();
+  await closed;
+}
+
+/** CBS put-token over raw AMQP; returns the reply's application properties (status code, condition). */
+async function putToken(connection: Connection, audience: string, signingKey: string): Promise<Record<string, unknown>> {
+  const replies = connection.open_receiver({ source: { address: "$cbs" }, target: { address: "cbs-replies" } });
+  const requests = connection.open_sender({ target: { address: "$cbs" } });
+  const answer = new Promise<Message>((resolve) => replies.once("message", (context) => resolve(context.message!)));
+  requests.send({
+    body: sasToken(audience, signingKey),
+    message_id: "put-1",
+    reply_to: "cbs-replies",
+    application_properties: { operation: "put-token", name: audience, type: "servicebus.windows.net:sastoken" },
+  });
+  const reply = await answer;
+  expect(reply.correlation_id).toBe("put-1");
+  return reply.application_properties as Record<string, unknown>;
+}
+
+/** A receiver link with no credit until the test gives some. */
+async function openPartitionReceiver(connection: Connection, address: string, filter: string, onMessage: (message: Message) => void): Promise<Receiver> {
+  const receiver = connection.open_receiver({
+    credit_window: 0,
+    source: { address, filter: { "apache.org:selector-filter:string": types.wrap_described(filter, 0x468c00000004) } },
+  });
+  receiver.on("message", (context) => onMessage(context.message!));
+  await new Promise((resolve) => receiver.once("receiver_open", resolve));
+  return receiver;
+}
+
+const settle = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 300));
 
 describe("against the emulator's routed stream", () => {
   let emulator: Emulator;
@@ -281,6 +330,37 @@ describe("against the emulator's routed stream", () => {
     }
   });
 
+  test("an event stays in the stream until the consumer gives credit, so it can still absorb a coalesced change; a delivered one cannot", async () => {
+    emulator.events.setFaults({ coalesceProbability: 1 });
+    const connection = await openAmqp(emulator.eventHubs.port);
+    try {
+      const { SharedAccessKey: key } = parseConnectionString(emulator.eventHubs.connectionString);
+      const partitionId = emulator.events.partitionOf("eh-c");
+      const address = `twin-changes/ConsumerGroups/$default/Partitions/${partitionId}`;
+      expect(await putToken(connection, `sb://localhost:${emulator.eventHubs.port}/${address}`, key!)).toMatchObject({ "status-code": 202 });
+      // Reading what is there makes every earlier event "read": only the new ones can coalesce.
+      const before = emulator.events.read(partitionId, 0, 10_000).length;
+      const got: Message[] = [];
+      const receiver = await openPartitionReceiver(connection, address, "amqp.annotation.x-opt-offset > '@latest'", (m) => got.push(m));
+      emulator.updateDesired("eh-c", { interval: 70 });
+      await settle();
+      emulator.updateDesired("eh-c", { interval: 80 });
+      await settle();
+      expect(got).toEqual([]);
+      expect(emulator.events.length(partitionId)).toBe(before + 1);
+      receiver.add_credit(5);
+      await settle();
+      expect(got.map((m) => m.message_annotations!["x-opt-sequence-number"])).toEqual([before]);
+      emulator.updateDesired("eh-c", { interval: 90 });
+      await settle();
+      expect(emulator.events.length(partitionId)).toBe(before + 2);
+      expect(got.map((m) => JSON.parse(Buffer.from(m.body.content as Buffer).toString("utf8")).properties.desired.interval)).toEqual([80, 90]);
+    } finally {
+      emulator.events.setFaults({});
+      await closeAmqp(connection);
+    }
+  });
+
   test("a wrong key is refused with the SDK's UnauthorizedError", async () => {
     const client = new EventHubConsumerClient("$Default", withKey(emulator.eventHubs.connectionString, Buffer.from("wrong").toString("base64")), { retryOptions: { maxRetries: 0 } });
     try {
@@ -414,52 +494,18 @@ describe("against an in-memory stream with hand-picked positions", () => {
   describe("over raw AMQP (rhea), where the link credit is visible", () => {
     let connection: Connection;
 
-    /** The SAS token Service Bus expects: HMAC-SHA256 keyed with the key's UTF-8 bytes over `encodeURIComponent(audience) + "\n" + expiry`. */
-    function token(audience: string, signingKey: string): string {
-      const expiry = Math.floor(Date.now() / 1000) + 600;
-      const sr = encodeURIComponent(audience);
-      const sig = createHmac("sha256", signingKey).update(`${sr}\n${expiry}`).digest("base64");
-      return `SharedAccessSignature sr=${sr}&sig=${encodeURIComponent(sig)}&se=${expiry}&skn=RootManageSharedAccessKey`;
-    }
-
-    async function putToken(audience: string, signingKey: string): Promise<Record<string, unknown>> {
-      const replies = connection.open_receiver({ source: { address: "$cbs" }, target: { address: "cbs-replies" } });
-      const requests = connection.open_sender({ target: { address: "$cbs" } });
-      const answer = new Promise<Message>((resolve) => replies.once("message", (context) => resolve(context.message!)));
-      requests.send({
-        body: token(audience, signingKey),
-        message_id: "put-1",
-        reply_to: "cbs-replies",
-        application_properties: { operation: "put-token", name: audience, type: "servicebus.windows.net:sastoken" },
-      });
-      const reply = await answer;
-      expect(reply.correlation_id).toBe("put-1");
-      return reply.application_properties as Record<string, unknown>;
-    }
-
     beforeEach(async () => {
-      connection = connectAmqp({ host: "127.0.0.1", port: endpoint.port, username: "RootManageSharedAccessKey", reconnect: false });
-      await new Promise((resolve) => connection.once("connection_open", resolve));
+      connection = await openAmqp(endpoint.port);
     });
 
-    afterEach(async () => {
-      const closed = new Promise((resolve) => connection.once("connection_close", resolve));
-      connection.close();
-      await closed;
-    });
+    afterEach(() => closeAmqp(connection));
 
     const audience = (): string => `sb://localhost:${endpoint.port}/contoso-events/ConsumerGroups/$default/Partitions/0`;
 
     test("the endpoint never sends beyond the link credit, and continues when credit is added", async () => {
-      expect(await putToken(audience(), key)).toMatchObject({ "status-code": 202 });
+      expect(await putToken(connection, audience(), key)).toMatchObject({ "status-code": 202 });
       const got: number[] = [];
-      const receiver = connection.open_receiver({
-        credit_window: 0,
-        source: { address: "contoso-events/ConsumerGroups/$default/Partitions/0", filter: { "apache.org:selector-filter:string": types.wrap_described("amqp.annotation.x-opt-offset > '-1'", 0x468c00000004) } },
-      });
-      receiver.on("message", (context) => got.push(Number(context.message!.message_annotations!["x-opt-sequence-number"])));
-      await new Promise((resolve) => receiver.once("receiver_open", resolve));
-      const settle = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 300));
+      const receiver = await openPartitionReceiver(connection, "contoso-events/ConsumerGroups/$default/Partitions/0", "amqp.annotation.x-opt-offset > '-1'", (m) => got.push(Number(m.message_annotations!["x-opt-sequence-number"])));
       await settle();
       expect(got).toEqual([]);
       receiver.add_credit(2);
@@ -474,7 +520,7 @@ describe("against an in-memory stream with hand-picked positions", () => {
     });
 
     test("a token signed with another key is answered 401 amqp:unauthorized-access, and a link without a token is refused", async () => {
-      expect(await putToken(audience(), "another-key")).toMatchObject({ "status-code": 401, "error-condition": "amqp:unauthorized-access" });
+      expect(await putToken(connection, audience(), "another-key")).toMatchObject({ "status-code": 401, "error-condition": "amqp:unauthorized-access" });
       const receiver = connection.open_receiver({ source: { address: "contoso-events/ConsumerGroups/$default/Partitions/0" } });
       const error = await new Promise<{ condition: string }>((resolve) => receiver.once("receiver_error", (context) => resolve(context.receiver!.error as { condition: string })));
       expect(error.condition).toBe("amqp:unauthorized-access");
