@@ -40,7 +40,8 @@
  * TLS, no WebSockets, no AAD tokens; no retention (beginning sequence number is always 0);
  * `x-opt-partition-key` is the device id (IoT Hub's choice of partition key when routing is
  * unconfirmed); a start sequence number past the end waits for that event instead of erroring;
- * no geo-replication (`georeplication_factor` absent).
+ * no geo-replication (`georeplication_factor` absent); an open link outlives its token's expiry
+ * (the service would detach it unless the client renews the token, which the SDK does).
  */
 import { createHmac, timingSafeEqual } from "node:crypto";
 import type { AddressInfo, Server, Socket } from "node:net";
@@ -373,6 +374,10 @@ export async function startEventHubsEndpoint(stream: EventStream, options: Event
   };
   container.on("sender_close", forget);
   container.on("sender_error", forget);
+  // A session may end without detaching its links first.
+  container.on("session_close", (context: EventContext) => {
+    for (const [sender] of feeds) if (sender.session === context.session) stopFeed(sender);
+  });
   const dropConnection = (context: EventContext): void => {
     grants.delete(context.connection);
     connections.delete(context.connection);

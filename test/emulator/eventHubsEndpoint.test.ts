@@ -282,6 +282,18 @@ describe("against the emulator's routed stream", () => {
     expect(total).toBe(12);
   });
 
+  test("start positions by offset and by enqueued time find the routed events after them", async () => {
+    const partitionId = emulator.events.partitionIds.find((id) => emulator.events.read(id, 0, 10_000).length >= 3)!;
+    const truth = emulator.events.read(partitionId, 0, 10_000);
+    const pivot = truth[1]!;
+    const after = truth.filter((e) => e.sequenceNumber > pivot.sequenceNumber);
+    const byOffset = await receive(emulator.eventHubs.connectionString, partitionId, { startPosition: { offset: pivot.offset, isInclusive: true }, count: after.length + 1 });
+    expect(byOffset.events.map((e) => e.sequenceNumber)).toEqual([pivot, ...after].map((e) => e.sequenceNumber));
+    const laterThanPivot = truth.filter((e) => Date.parse(e.enqueuedTimeUtc) > Date.parse(pivot.enqueuedTimeUtc));
+    const byTime = await receive(emulator.eventHubs.connectionString, partitionId, { startPosition: { enqueuedOn: new Date(pivot.enqueuedTimeUtc) }, count: laterThanPivot.length });
+    expect(byTime.events.map((e) => e.sequenceNumber)).toEqual(laterThanPivot.map((e) => e.sequenceNumber));
+  });
+
   test("a twin change as the SDK gives it: IoT Hub's application and system properties, JSON body decoded", async () => {
     const partitionId = emulator.events.partitionOf("eh-d");
     const truth = emulator.events.read(partitionId, 0, 10_000).find((e) => e.properties.deviceId === "eh-d" && e.properties.opType === "updateTwin")!;
