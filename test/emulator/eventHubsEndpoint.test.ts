@@ -2,6 +2,9 @@ import { createHmac } from "node:crypto";
 import { connect as connectTcp } from "node:net";
 import {
   EventHubConsumerClient,
+  type Checkpoint,
+  type CheckpointStore,
+  type PartitionOwnership,
   earliestEventPosition,
   latestEventPosition,
   type EventPosition,
@@ -503,6 +506,76 @@ describe("against an in-memory stream with hand-picked positions", () => {
     }
   });
 
+  test("two consumers sharing a checkpoint store split the partitions through owner levels; the survivor takes over from the checkpoints", async () => {
+    const shared = new InMemoryEventStream(4);
+    const append = (round: number): void => {
+      for (const partitionId of shared.partitionIds) for (let i = 0; i < 3; i += 1) shared.append(partitionId, { round, i });
+    };
+    append(0);
+    const hubEndpoint = await startEventHubsEndpoint(shared, { eventHubName: "shared-hub", key });
+    const store = new TestCheckpointStore();
+    const processed: Array<{ consumer: string; partitionId: string; sequenceNumber: number }> = [];
+    const errors: string[] = [];
+    const consume = (consumer: string): { client: EventHubConsumerClient; close: () => Promise<void> } => {
+      const client = new EventHubConsumerClient("$Default", hubEndpoint.connectionString, store, { loadBalancingOptions: { updateIntervalInMs: 200, partitionOwnershipExpirationIntervalInMs: 3000 } });
+      const subscription = client.subscribe(
+        {
+          processEvents: async (events, context) => {
+            for (const e of events) processed.push({ consumer, partitionId: context.partitionId, sequenceNumber: e.sequenceNumber });
+            if (events.length > 0) await context.updateCheckpoint(events.at(-1)!);
+          },
+          processError: async (error) => {
+            errors.push((error as { code?: string }).code ?? error.name);
+          },
+        },
+        { startPosition: earliestEventPosition, maxBatchSize: 10, maxWaitTimeInSeconds: 0.2 },
+      );
+      return { client, close: async () => { await subscription.close(); await client.close(); } };
+    };
+    const until = async (what: string, condition: () => boolean): Promise<void> => {
+      const deadline = Date.now() + 30_000;
+      while (!condition()) {
+        if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    };
+    const unique = (): number => new Set(processed.map((p) => `${p.partitionId}/${p.sequenceNumber}`)).size;
+    const a = consume("A");
+    const b = { close: async () => undefined } as { close: () => Promise<void> };
+    try {
+      await until("A read round 0", () => unique() === 12);
+      Object.assign(b, consume("B"));
+      await until("each consumer owns two partitions", () => {
+        const owners = store.owners();
+        return owners.filter((o) => o === a.client.identifier).length === 2 && owners.length === 4 && !owners.includes(undefined);
+      });
+      append(1);
+      await until("round 1 read", () => unique() === 24);
+      await a.close();
+      const handover = processed.length;
+      const checkpointed = new Map((await store.listCheckpoints()).map((c) => [c.partitionId, c.sequenceNumber]));
+      expect([...checkpointed.values()]).toEqual([5, 5, 5, 5]);
+      append(2);
+      await until("round 2 read", () => unique() === 36);
+      const afterHandover = processed.slice(handover);
+      expect(new Set(afterHandover.map((p) => p.consumer))).toEqual(new Set(["B"]));
+      // Nothing at or before a checkpoint is delivered again.
+      expect(afterHandover.filter((p) => p.sequenceNumber <= checkpointed.get(p.partitionId)!)).toEqual([]);
+      for (const partitionId of shared.partitionIds) {
+        const seen = processed.filter((p) => p.partitionId === partitionId).map((p) => p.sequenceNumber);
+        // Every event at least once; a re-delivery only of what a consumer had not checkpointed when it lost the partition.
+        expect([...new Set(seen)].sort((x, y) => x - y)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8]);
+      }
+      // B's owner-level-0 links took A's partitions: A saw them stolen, and nothing else went wrong.
+      expect(errors).toContain("ReceiverDisconnectedError");
+      expect(errors.filter((code) => code !== "ReceiverDisconnectedError")).toEqual([]);
+    } finally {
+      await a.close();
+      await b.close();
+      await hubEndpoint.close();
+    }
+  });
+
   describe("over raw AMQP (rhea), where the link credit is visible", () => {
     let connection: Connection;
 
@@ -556,3 +629,39 @@ describe("against an in-memory stream with hand-picked positions", () => {
     await client.close();
   });
 });
+
+/** A checkpoint store in memory with etags, as the SDK's contract asks (a claim with a stale etag is not granted). */
+class TestCheckpointStore implements CheckpointStore {
+  private readonly ownership = new Map<string, PartitionOwnership>();
+  private readonly checkpoints = new Map<string, Checkpoint>();
+  private version = 0;
+
+  owners(): Array<string | undefined> {
+    return [...this.ownership.values()].filter((o) => Date.now() - (o.lastModifiedTimeInMs ?? 0) < 3000).map((o) => o.ownerId);
+  }
+
+  async listOwnership(): Promise<PartitionOwnership[]> {
+    return [...this.ownership.values()].map((o) => ({ ...o }));
+  }
+
+  async claimOwnership(claims: PartitionOwnership[]): Promise<PartitionOwnership[]> {
+    const granted: PartitionOwnership[] = [];
+    for (const claim of claims) {
+      const current = this.ownership.get(claim.partitionId);
+      if (current !== undefined && current.etag !== claim.etag) continue;
+      this.version += 1;
+      const next = { ...claim, etag: String(this.version), lastModifiedTimeInMs: Date.now() };
+      this.ownership.set(claim.partitionId, next);
+      granted.push({ ...next });
+    }
+    return granted;
+  }
+
+  async updateCheckpoint(checkpoint: Checkpoint): Promise<void> {
+    this.checkpoints.set(checkpoint.partitionId, { ...checkpoint });
+  }
+
+  async listCheckpoints(): Promise<Checkpoint[]> {
+    return [...this.checkpoints.values()].map((c) => ({ ...c }));
+  }
+}
