@@ -454,6 +454,19 @@ describe("against an in-memory stream with hand-picked positions", () => {
     ]);
   });
 
+  test("a 64 KB body (a twin near IoT Hub's 32 KB limit in both sections) arrives whole", async () => {
+    const large = new InMemoryEventStream(1);
+    const body = { properties: { desired: { blob: "d".repeat(32_000) }, reported: { blob: "r".repeat(32_000) } } };
+    large.append("0", body);
+    const other = await startEventHubsEndpoint(large, { eventHubName: "large-hub", key });
+    try {
+      const { events } = await receive(other.connectionString, "0", { startPosition: earliestEventPosition, count: 1 });
+      expect(events.map((e) => e.body)).toEqual([body]);
+    } finally {
+      await other.close();
+    }
+  });
+
   test("an empty partition reports isEmpty with sequence number -1", async () => {
     const empty = new InMemoryEventStream(1);
     const other = await startEventHubsEndpoint(empty, { eventHubName: "empty-hub", key });
