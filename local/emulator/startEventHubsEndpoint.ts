@@ -227,7 +227,8 @@ export async function startEventHubsEndpoint(stream: EventStream, options: Event
           type: "com.microsoft:eventhub",
           created_at: createdOn,
           partition_count: types.wrap_int(stream.partitionIds.length),
-          partition_ids: [...stream.partitionIds],
+          // An AMQP array of str8, as the service sends it (clients in other languages cast it to string[]).
+          partition_ids: types.wrap_array([...stream.partitionIds], 0xa1, undefined),
         },
       });
       return;
