@@ -360,7 +360,8 @@ export async function startEventHubsEndpoint(stream: EventStream, options: Event
     const address = String(receiver.target?.address ?? "");
     const request = context.message!;
     if (address === "$cbs") onCbs(context, request);
-    else onManagement(context, request);
+    else if (address === "$management" || address === `${hub}/$management`) onManagement(context, request);
+    // Anything else came on a link refused at attach: there is no one to answer.
   });
   container.on("sendable", (context: EventContext) => {
     const feed = feeds.get(context.sender!);

@@ -2,6 +2,7 @@ import { createHmac } from "node:crypto";
 import { connect as connectTcp } from "node:net";
 import {
   EventHubConsumerClient,
+  EventHubProducerClient,
   type Checkpoint,
   type CheckpointStore,
   type PartitionOwnership,
@@ -393,6 +394,17 @@ describe("against the emulator's routed stream", () => {
     } finally {
       await client.close();
     }
+  });
+
+  test("sending is refused: the endpoint serves consumers only", async () => {
+    const producer = new EventHubProducerClient(emulator.eventHubs.connectionString, { retryOptions: { maxRetries: 0 } });
+    const before = emulator.events.partitionIds.map((id) => emulator.events.length(id));
+    try {
+      await expect(producer.sendBatch([{ body: { injected: true } }])).rejects.toMatchObject({ code: "NotImplementedError" });
+    } finally {
+      await producer.close();
+    }
+    expect(emulator.events.partitionIds.map((id) => emulator.events.length(id))).toEqual(before);
   });
 
   test("an unknown partition is ArgumentOutOfRangeError, for properties and for receiving", async () => {
