@@ -197,7 +197,16 @@ async function openPartitionReceiver(connection: Connection, address: string, fi
   return receiver;
 }
 
+/** A window in which nothing more should arrive. */
 const settle = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 300));
+
+async function waitUntil(what: string, condition: () => boolean): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
 
 describe("against the emulator's routed stream", () => {
   let emulator: Emulator;
@@ -365,10 +374,11 @@ describe("against the emulator's routed stream", () => {
       expect(got).toEqual([]);
       expect(emulator.events.length(partitionId)).toBe(before + 1);
       receiver.add_credit(5);
+      await waitUntil("one event arrived", () => got.length >= 1);
       await settle();
       expect(got.map((m) => m.message_annotations!["x-opt-sequence-number"])).toEqual([before]);
       emulator.updateDesired("eh-c", { interval: 90 });
-      await settle();
+      await waitUntil("the next event arrived", () => got.length >= 2);
       expect(emulator.events.length(partitionId)).toBe(before + 2);
       expect(got.map((m) => JSON.parse(Buffer.from(m.body.content as Buffer).toString("utf8")).properties.desired.interval)).toEqual([80, 90]);
     } finally {
@@ -557,31 +567,24 @@ describe("against an in-memory stream with hand-picked positions", () => {
       );
       return { client, close: async () => { await subscription.close(); await client.close(); } };
     };
-    const until = async (what: string, condition: () => boolean): Promise<void> => {
-      const deadline = Date.now() + 30_000;
-      while (!condition()) {
-        if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-    };
     const unique = (): number => new Set(processed.map((p) => `${p.partitionId}/${p.sequenceNumber}`)).size;
     const a = consume("A");
     const b = { close: async () => undefined } as { close: () => Promise<void> };
     try {
-      await until("A read round 0", () => unique() === 12);
+      await waitUntil("A read round 0", () => unique() === 12);
       Object.assign(b, consume("B"));
-      await until("each consumer owns two partitions", () => {
+      await waitUntil("each consumer owns two partitions", () => {
         const owners = store.owners();
         return owners.filter((o) => o === a.client.identifier).length === 2 && owners.length === 4 && !owners.includes(undefined);
       });
       append(1);
-      await until("round 1 read", () => unique() === 24);
+      await waitUntil("round 1 read", () => unique() === 24);
       await a.close();
       const handover = processed.length;
       const checkpointed = new Map((await store.listCheckpoints()).map((c) => [c.partitionId, c.sequenceNumber]));
       expect([...checkpointed.values()]).toEqual([5, 5, 5, 5]);
       append(2);
-      await until("round 2 read", () => unique() === 36);
+      await waitUntil("round 2 read", () => unique() === 36);
       const afterHandover = processed.slice(handover);
       expect(new Set(afterHandover.map((p) => p.consumer))).toEqual(new Set(["B"]));
       // Nothing at or before a checkpoint is delivered again.
@@ -619,13 +622,15 @@ describe("against an in-memory stream with hand-picked positions", () => {
       await settle();
       expect(got).toEqual([]);
       receiver.add_credit(2);
+      await waitUntil("two events arrived", () => got.length >= 2);
       await settle();
       expect(got).toEqual([0, 1]);
       receiver.add_credit(10);
+      await waitUntil("five events arrived", () => got.length >= 5);
       await settle();
       expect(got).toEqual([0, 1, 2, 3, 4]);
       stream.append("0", { n: 5 });
-      await settle();
+      await waitUntil("the appended event arrived", () => got.length >= 6);
       expect(got).toEqual([0, 1, 2, 3, 4, 5]);
     });
 
