@@ -634,6 +634,27 @@ describe("against an in-memory stream with hand-picked positions", () => {
       expect(got).toEqual([0, 1, 2, 3, 4, 5]);
     });
 
+    test("a drain sends what the partition holds, then gives back the rest of the credit", async () => {
+      const small = new InMemoryEventStream(1);
+      for (let i = 0; i < 3; i += 1) small.append("0", { i });
+      const other = await startEventHubsEndpoint(small, { eventHubName: "drain-hub", key });
+      const own = await openAmqp(other.port);
+      try {
+        expect(await putToken(own, `sb://localhost:${other.port}/drain-hub`, key)).toMatchObject({ "status-code": 202 });
+        const got: unknown[] = [];
+        const receiver = await openPartitionReceiver(own, "drain-hub/ConsumerGroups/$default/Partitions/0", "amqp.annotation.x-opt-offset > '-1'", (m) => got.push(m.message_annotations!["x-opt-sequence-number"]));
+        const drained = new Promise((resolve) => receiver.once("receiver_drained", resolve));
+        receiver.add_credit(10);
+        receiver.drain_credit();
+        await drained;
+        expect(got).toEqual([0, 1, 2]);
+        expect((receiver as Receiver & { credit: number }).credit).toBe(0);
+      } finally {
+        await closeAmqp(own);
+        await other.close();
+      }
+    });
+
     test("a token signed with another key is answered 401 amqp:unauthorized-access, and a link without a token is refused", async () => {
       expect(await putToken(connection, audience(), "another-key")).toMatchObject({ "status-code": 401, "error-condition": "amqp:unauthorized-access" });
       const receiver = connection.open_receiver({ source: { address: "contoso-events/ConsumerGroups/$default/Partitions/0" } });
