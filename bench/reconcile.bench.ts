@@ -8,7 +8,8 @@
  * BENCH_PARTITIONS (4), BENCH_BASELINE_EVENTS (500: the baseline is throttled, so it runs a sample).
  */
 import { evaluateCompliance } from "../shared/compliance/evaluateCompliance";
-import { toTriggerInput, type ReceivedEvent } from "../shared/events/ReceivedEvent";
+import type { ReceivedEvent } from "../shared/events/ReceivedEvent";
+import { toTriggerInput } from "../local/host/toTriggerInput";
 import { decodeTwinChanges } from "../shared/events/decodeTwinChanges";
 import { rateLimitedTwinRegistry, TokenBucket } from "../shared/hub/TokenBucket";
 import type { TwinRegistry } from "../shared/hub/TwinRegistry";
@@ -95,7 +96,7 @@ async function runReconcile(db: Database, partitions: ReceivedEvent[][], registr
   await Promise.all(
     partitions.map(async (partition) => {
       for (let i = 0; i < partition.length; i += BATCH) {
-        const { messages, triggerMetadata } = toTriggerInput(partition.slice(i, i + BATCH));
+        const { messages, triggerMetadata } = await toTriggerInput(partition.slice(i, i + BATCH));
         const result = await reconcileTwinChanges(messages, triggerMetadata, { db, policy, registry: limited });
         events += result.applied + result.duplicates;
       }
@@ -111,7 +112,7 @@ async function runBaseline(db: Database, partitions: ReceivedEvent[][], registry
   const sample = partitions.flat().slice(0, BASELINE_EVENTS);
   const started = process.hrtime.bigint();
   for (let i = 0; i < sample.length; i += BATCH) {
-    const { messages, triggerMetadata } = toTriggerInput(sample.slice(i, i + BATCH));
+    const { messages, triggerMetadata } = await toTriggerInput(sample.slice(i, i + BATCH));
     const decoded = decodeTwinChanges(messages, triggerMetadata);
     const states = await loadTwinStates(db, decoded.events.map((e) => e.key));
     const write: Parameters<typeof writeBatch>[1] = { at: new Date().toISOString(), twins: [], records: [], removed: [], history: [], devices: [], deadLetters: [] };
