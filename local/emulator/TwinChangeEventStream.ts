@@ -1,6 +1,6 @@
 import type { ReceivedEvent } from "../../shared/events/ReceivedEvent";
 import { isJsonObject, type Json, type JsonObject } from "../../shared/twin/json";
-import type { EventStream } from "../EventStream";
+import { isAtOrAfter, type EnqueuedPosition, type EventStream, type StreamPosition } from "../EventStream";
 import { partitionForDevice } from "./partitionForDevice";
 import { seededRandom } from "./seededRandom";
 import type { RoutedEvent } from "./routedEvent";
@@ -217,6 +217,19 @@ export class TwinChangeEventStream implements EventStream {
       signal?.addEventListener("abort", onAbort, { once: true });
       this.waiters[p]!.push(waiter);
     });
+  }
+
+  lastEnqueued(partitionId: string): EnqueuedPosition | undefined {
+    const last = this.partitions[this.partitionIndex(partitionId)]!.at(-1);
+    if (last === undefined) return undefined;
+    const { sequenceNumber, offset, enqueuedTimeUtc } = last.event;
+    return { sequenceNumber, offset, enqueuedTimeUtc };
+  }
+
+  seek(partitionId: string, position: StreamPosition): number {
+    const log = this.partitions[this.partitionIndex(partitionId)]!;
+    const found = log.findIndex((s) => isAtOrAfter(s.event, position));
+    return found < 0 ? log.length : found;
   }
 
   /** Number of events in a partition (the next sequence number). */

@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import type { JsonObject } from "../../shared/twin/json";
 import type { EventStream } from "../EventStream";
@@ -9,11 +10,13 @@ import { IotHub } from "./IotHub";
 import { parseTwinQuery } from "./parseTwinQuery";
 import { runTwinQuery, type RunTwinQueryOptions, type TwinQueryPage } from "./runTwinQuery";
 import { startDeviceEndpoint, type DesiredNotificationFilter, type DeviceEndpointCounters } from "./startDeviceEndpoint";
+import { startEventHubsEndpoint, type EventHubsEndpoint } from "./startEventHubsEndpoint";
 import { startServiceApi } from "./startServiceApi";
 import type { ThrottledOperation, ThrottleTier } from "./Throttle";
 import type { EventStreamCounters, FaultInjection, TwinChangeEventStream } from "./TwinChangeEventStream";
 import type { Registry } from "azure-iothub";
 
+export type { EventHubsEndpoint } from "./startEventHubsEndpoint";
 export type { Clock, CreateDeviceOptions, DeviceIdentity, EventStreamCounters, FaultInjection, ThrottleTier, TwinAddress, TwinId, TwinPatch, TwinQueryPage };
 export { createManualClock, type ManualClock } from "./Clock";
 export { IotHubError } from "./IotHubError";
@@ -28,6 +31,10 @@ export interface EmulatorOptions {
   httpsPort?: number;
   /** MQTT over TLS (device) port; default 0 (ephemeral). */
   mqttPort?: number;
+  /** Event Hubs–compatible AMQP (plain TCP) port serving `events`; default 0 (ephemeral). */
+  eventHubsPort?: number;
+  /** Event hub name the AMQP endpoint serves (the connection string's `EntityPath`); default `twin-changes`, the app's `TWIN_EVENTS_HUB_NAME` default. */
+  eventHubName?: string;
   /** Where the CA and server certificate live (generated once); default `<cwd>/.data/emulator`. */
   certDir?: string;
   /** Time for twins, events and throttling; default the system clock. */
@@ -58,6 +65,12 @@ export interface Emulator {
   readonly serviceConnectionString: string;
   readonly httpsPort: number;
   readonly mqttPort: number;
+  /**
+   * The routed stream over AMQP for `@azure/event-hubs`: `connectionString` is
+   * `Endpoint=sb://localhost:PORT;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=…;EntityPath=<eventHubName>;UseDevelopmentEmulator=true`
+   * (a secret: never log it). Closed by `stop`.
+   */
+  readonly eventHubs: EventHubsEndpoint;
   readonly caPem: string;
   readonly caFile: string;
   /** `HostName=localhost;DeviceId=…;SharedAccessKey=…;GatewayHostName=localhost:<mqttPort>` for azure-iot-device. */
@@ -87,7 +100,7 @@ export interface Emulator {
   isListeningForDesired(id: TwinId): boolean;
   /** Closes a device's MQTT connections (it goes offline and misses desired notifications until it reconnects). */
   disconnectDevice(id: TwinId): void;
-  /** Closes both servers and every Registry client it made. Idempotent. */
+  /** Closes the servers (HTTPS, MQTT, AMQP) and every Registry client it made. Idempotent. */
   stop(): Promise<void>;
 }
 
@@ -114,6 +127,15 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     await service.close();
     throw error;
   });
+  const eventHubs = await startEventHubsEndpoint(hub.events, {
+    eventHubName: options.eventHubName ?? "twin-changes",
+    key: randomBytes(32).toString("base64"),
+    host,
+    port: options.eventHubsPort ?? 0,
+  }).catch(async (error: unknown) => {
+    await Promise.all([service.close(), device.close()]);
+    throw error;
+  });
   const clients: Array<{ close(): void }> = [];
   const serviceConnectionString = hub.serviceConnectionString();
   let stopped: Promise<void> | null = null;
@@ -123,6 +145,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     serviceConnectionString,
     httpsPort: service.port,
     mqttPort: device.port,
+    eventHubs,
     caPem: certs.caPem,
     caFile: certs.caFile,
     deviceConnectionString: (deviceId, moduleId) => {
@@ -162,7 +185,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     stop: () => {
       stopped ??= (async () => {
         for (const client of clients) client.close();
-        await Promise.all([service.close(), device.close()]);
+        await Promise.all([service.close(), device.close(), eventHubs.close()]);
       })();
       return stopped;
     },

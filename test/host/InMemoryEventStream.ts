@@ -1,4 +1,4 @@
-import type { EventStream } from "../../local/EventStream";
+import { isAtOrAfter, type EnqueuedPosition, type EventStream, type StreamPosition } from "../../local/EventStream";
 import type { ReceivedEvent } from "../../shared/events/ReceivedEvent";
 
 /**
@@ -42,6 +42,17 @@ export class InMemoryEventStream implements EventStream {
   read(partitionId: string, fromSequenceNumber: number, maxCount: number): ReceivedEvent[] {
     const log = this.logs.get(partitionId) ?? [];
     return log.slice(Math.max(0, fromSequenceNumber), Math.max(0, fromSequenceNumber) + maxCount);
+  }
+
+  lastEnqueued(partitionId: string): EnqueuedPosition | undefined {
+    const last = this.logs.get(partitionId)?.at(-1);
+    return last === undefined ? undefined : { sequenceNumber: last.sequenceNumber, offset: last.offset, enqueuedTimeUtc: last.enqueuedTimeUtc };
+  }
+
+  seek(partitionId: string, position: StreamPosition): number {
+    const log = this.logs.get(partitionId) ?? [];
+    const found = log.findIndex((e) => isAtOrAfter(e, position));
+    return found < 0 ? log.length : found;
   }
 
   waitFor(partitionId: string, fromSequenceNumber: number, signal?: AbortSignal): Promise<void> {
