@@ -36,7 +36,7 @@ What to read:
                            readers per partition and group.
   --from POSITION          where to start in every partition: earliest (default: all the hub
                            retains), latest (only events sent from now on), an ISO-8601 time
-                           (events enqueued at or after it, e.g. 2026-03-01T08:00:00Z), or seq:N
+                           (events enqueued after it, e.g. 2026-03-01T08:00:00Z), or seq:N
                            (from sequence number N, inclusive, in each partition).
 
 Where to write and when to stop:
