@@ -132,6 +132,7 @@ export async function startEventHubsEndpoint(stream: EventStream, options: Event
   const grants = new Map<Connection, Map<string, number>>();
   const feeds = new Map<Sender, PartitionFeed>();
   const sockets = new Set<Socket>();
+  const connections = new Set<Connection>();
 
   const entityOf = (path: string): string => path.split("/")[0] ?? "";
   const sameHub = (name: string): boolean => name.toLowerCase() === hub.toLowerCase();
@@ -374,8 +375,10 @@ export async function startEventHubsEndpoint(stream: EventStream, options: Event
   container.on("sender_error", forget);
   const dropConnection = (context: EventContext): void => {
     grants.delete(context.connection);
+    connections.delete(context.connection);
     for (const [sender] of feeds) if (sender.connection === context.connection) stopFeed(sender);
   };
+  container.on("connection_open", (context: EventContext) => connections.add(context.connection));
   container.on("connection_close", dropConnection);
   container.on("disconnected", dropConnection);
   // Errors belong to one client connection; the endpoint keeps serving the others.
@@ -407,6 +410,11 @@ export async function startEventHubsEndpoint(stream: EventStream, options: Event
       closed ??= (async () => {
         for (const sender of [...feeds.keys()]) stopFeed(sender);
         const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
+        // Close each connection with an AMQP close (clients see a clean shutdown), then drop what is left.
+        for (const connection of connections) if (connection.is_open()) connection.close({ condition: "amqp:connection:forced", description: "The emulator is stopping." });
+        const socketsClosed = [...sockets].map((socket) => new Promise<void>((resolve) => socket.once("close", () => resolve())));
+        const grace = new Promise<void>((resolve) => setTimeout(resolve, 500).unref());
+        await Promise.race([Promise.all(socketsClosed), grace]);
         for (const socket of sockets) socket.destroy();
         await serverClosed;
       })();
