@@ -17,7 +17,8 @@ import { earliestEventPosition, EventHubConsumerClient } from "@azure/event-hubs
 import { startEmulator } from "../local/emulator";
 import { toReplayLine as toReceivedEvent } from "../local/cli/toReplayLine";
 import { evaluateCompliance } from "../shared/compliance/evaluateCompliance";
-import { toTriggerInput, type ReceivedEvent } from "../shared/events/ReceivedEvent";
+import type { ReceivedEvent } from "../shared/events/ReceivedEvent";
+import { toTriggerInput } from "../local/host/toTriggerInput";
 import { decodeTwinChanges } from "../shared/events/decodeTwinChanges";
 import { rateLimitedTwinRegistry, TokenBucket } from "../shared/hub/TokenBucket";
 import type { TwinRegistry } from "../shared/hub/TwinRegistry";
@@ -104,7 +105,7 @@ async function runReconcile(db: Database, partitions: ReceivedEvent[][], registr
   await Promise.all(
     partitions.map(async (partition) => {
       for (let i = 0; i < partition.length; i += BATCH) {
-        const { messages, triggerMetadata } = toTriggerInput(partition.slice(i, i + BATCH));
+        const { messages, triggerMetadata } = await toTriggerInput(partition.slice(i, i + BATCH));
         const result = await reconcileTwinChanges(messages, triggerMetadata, { db, policy, registry: limited });
         events += result.applied + result.duplicates;
       }
@@ -120,7 +121,7 @@ async function runBaseline(db: Database, partitions: ReceivedEvent[][], registry
   const sample = partitions.flat().slice(0, BASELINE_EVENTS);
   const started = process.hrtime.bigint();
   for (let i = 0; i < sample.length; i += BATCH) {
-    const { messages, triggerMetadata } = toTriggerInput(sample.slice(i, i + BATCH));
+    const { messages, triggerMetadata } = await toTriggerInput(sample.slice(i, i + BATCH));
     const decoded = decodeTwinChanges(messages, triggerMetadata);
     const states = await loadTwinStates(db, decoded.events.map((e) => e.key));
     const write: Parameters<typeof writeBatch>[1] = { at: new Date().toISOString(), twins: [], records: [], removed: [], history: [], devices: [], deadLetters: [] };

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { storableJson, type DeadLetter } from "../../shared/events/decodeTwinChanges";
-import { toTriggerInput, type ReceivedEvent } from "../../shared/events/ReceivedEvent";
+import type { ReceivedEvent } from "../../shared/events/ReceivedEvent";
+import { toTriggerInput } from "../host/toTriggerInput";
 import type { Policy } from "../../shared/policy/Policy";
 import { reconcileTwinChanges } from "../../shared/reconcile";
 import type { Database } from "../../shared/store/Database";
@@ -20,7 +21,7 @@ const lineSchema = z.object({
   body: z.unknown(),
   properties: z.record(z.string(), z.unknown()).default({}),
   systemProperties: z.record(z.string(), z.unknown()).default({}),
-  enqueuedTimeUtc: z.string().min(1),
+  enqueuedTimeUtc: z.string().min(1).refine((s) => !Number.isNaN(Date.parse(s)), "not a time (ISO 8601 expected)"),
   sequenceNumber: z.number().int().nonnegative().optional(),
   offset: z.union([z.string(), z.number()]).optional(),
   partitionId: z.union([z.string(), z.number()]).default("0"),
@@ -63,7 +64,7 @@ export async function replayFile(file: string, options: ReplayOptions): Promise<
 
   const flush = async (): Promise<void> => {
     if (batch.length === 0) return;
-    const { messages, triggerMetadata } = toTriggerInput(batch);
+    const { messages, triggerMetadata } = await toTriggerInput(batch);
     const result = await reconcileTwinChanges(messages, triggerMetadata, { db: options.db, policy: options.policy });
     events.applied += result.applied;
     events.duplicates += result.duplicates;

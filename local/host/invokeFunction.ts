@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { isRecord, type FunctionRegistration } from "./functionRegistration";
-import type { RpcTypedData } from "./toRpcEventHubInput";
+import type { RpcTypedData } from "./eventHubTriggerInput";
 
 /** Log levels and categories as the worker reports them (`RpcLogLevel`, `RpcLogCategory`). */
 export type LogLevel = "trace" | "debug" | "information" | "warning" | "error" | "critical" | "none";

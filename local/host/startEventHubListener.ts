@@ -5,7 +5,8 @@ import { triggerOf, type FunctionRegistration } from "./functionRegistration";
 import type { RpcInvocationRequest, RpcRetryContext } from "./invokeFunction";
 import { mayRetry, retryDelay } from "./retryDelay";
 import { sleep } from "./sleep";
-import { toRpcEventHubBatch, toRpcEventHubEvent, type PartitionInfo, type RpcEventHubInput } from "./toRpcEventHubInput";
+import { toRpcEventHubBatch, toRpcEventHubEvent, type PartitionInfo, type RpcEventHubInput } from "./eventHubTriggerInput";
+import { toReceivedEventData } from "./receivedEventData";
 
 export interface EventHubCounters {
   /** Batches delivered (each counted once, however often it was retried). */
@@ -125,11 +126,11 @@ export function startEventHubListener(options: EventHubListenerOptions): EventHu
       const last = batch[batch.length - 1]!.sequenceNumber;
       const where = `partition ${partitionId} seq ${first}..${last}`;
       if (many) {
-        await deliver(toRpcEventHubBatch(batch, info), batch.length, where);
+        await deliver(toRpcEventHubBatch(batch.map(toReceivedEventData), info), batch.length, where);
       } else {
         for (const event of batch) {
           if (abort.signal.aborted) break;
-          await deliver(toRpcEventHubEvent(event, info), 1, `partition ${partitionId} seq ${event.sequenceNumber}`);
+          await deliver(toRpcEventHubEvent(toReceivedEventData(event), info), 1, `partition ${partitionId} seq ${event.sequenceNumber}`);
         }
       }
       if (abort.signal.aborted) break;

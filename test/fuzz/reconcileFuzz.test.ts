@@ -13,7 +13,8 @@
  * A failure prints fast-check's seed and the shrunk batch; FUZZ_SEED=<n> replays it.
  */
 import fc from "fast-check";
-import { toTriggerInput, type ReceivedEvent } from "../../shared/events/ReceivedEvent";
+import type { ReceivedEvent } from "../../shared/events/ReceivedEvent";
+import { toTriggerInput } from "../../local/host/toTriggerInput";
 import { parsePolicy } from "../../shared/policy/Policy";
 import { reconcileTwinChanges, type ReconcileResult } from "../../shared/reconcile";
 import type { Database } from "../../shared/store/Database";
@@ -290,7 +291,7 @@ describe("reconcileTwinChanges under fuzzing (PGlite)", () => {
 
   async function reconcile(events: ReceivedEvent[]): Promise<ReconcileResult> {
     await truncateAll(db);
-    const { messages, triggerMetadata } = toTriggerInput(events);
+    const { messages, triggerMetadata } = await toTriggerInput(events);
     return reconcileTwinChanges(messages, triggerMetadata, { db, policy, clock: () => new Date(T0) });
   }
 
@@ -348,7 +349,7 @@ describe("reconcileTwinChanges under fuzzing (PGlite)", () => {
       offset: String(version),
       partitionId: "0",
     });
-    const { messages, triggerMetadata } = toTriggerInput([
+    const { messages, triggerMetadata } = await toTriggerInput([
       envelope(2, `{"version":2,"properties":{"desired":{"__proto__":{"x":"5"},"$metadata":{"$lastUpdated":"${at}","$lastUpdatedVersion":2},"$version":2}}}`),
       envelope(3, `{"version":3,"properties":{"reported":{"protoX":5,"$version":2}}}`),
     ]);

@@ -2,7 +2,7 @@ import path from "node:path";
 import type { LogSink } from "../../local/host/invokeFunction";
 import { startLocalHost, type LocalHost } from "../../local/host/startLocalHost";
 import { loadConfig } from "../../shared/config";
-import { toTriggerInput } from "../../shared/events/ReceivedEvent";
+import { toTriggerInput } from "../../local/host/toTriggerInput";
 import { InMemoryEventStream } from "./InMemoryEventStream";
 import { fixtureRecorder } from "./fixtures/fixtureRecorder";
 
@@ -86,21 +86,23 @@ describe("Event Hub functions", () => {
     expect(triggerMetadata).toMatchObject({
       propertiesArray: [{ deviceId: "d1", hubName: "fixture-hub", opType: "updateTwin" }],
       sequenceNumberArray: [0],
-      offsetArray: ["0"],
-      enqueuedTimeUtcArray: ["2026-01-01T00:00:00.000Z"],
-      partitionContext: { partitionId: "1", eventHubName: "fixture-hub", consumerGroup: "local-tests" },
+      // As the host sends them: offsets as a string collection (each JSON-parsed by the library), times as
+      // .NET DateTime text of Kind Unspecified (no zone, no trailing zeros).
+      offsetArray: [0],
+      enqueuedTimeUtcArray: ["2026-01-01T00:00:00"],
+      partitionContext: { partitionId: "1", eventHubName: "fixture-hub", consumerGroup: "local-tests", fullyQualifiedNamespace: "localhost" },
     });
     const system = (triggerMetadata!.systemPropertiesArray as Record<string, unknown>[])[0]!;
     expect(system).toMatchObject({
       "iothub-connection-device-id": "d1",
       "x-opt-sequence-number": 0,
       sequenceNumber: 0,
-      offset: "0",
-      enqueuedTimeUtc: "2026-01-01T00:00:00.000Z",
+      offset: 0,
+      enqueuedTimeUtc: "2026-01-01T00:00:00",
     });
     expect(Object.keys(triggerMetadata!).every((k) => /^[a-z]/.test(k))).toBe(true);
     // The replay path shapes events the same way.
-    expect(triggerMetadata).toMatchObject(toTriggerInput([event], "fixture-hub", "local-tests").triggerMetadata);
+    expect(triggerMetadata).toMatchObject((await toTriggerInput([event], "fixture-hub", "local-tests")).triggerMetadata);
   });
 
   test("delivers each partition in order, in batches no larger than host.json's maxEventBatchSize", async () => {

@@ -3,7 +3,8 @@
  * acknowledgement was lost is delivered again, and a crashed consumer replays the stream from its
  * last checkpoint. Each event is stored as a dead letter once, whatever the number of deliveries.
  */
-import { toTriggerInput, type ReceivedEvent } from "../../shared/events/ReceivedEvent";
+import type { ReceivedEvent } from "../../shared/events/ReceivedEvent";
+import { toTriggerInput } from "../../local/host/toTriggerInput";
 import { decodeTwinChanges, type DecodedBatch } from "../../shared/events/decodeTwinChanges";
 import { parsePolicy } from "../../shared/policy/Policy";
 import { reconcileDecoded, reconcileTwinChanges } from "../../shared/reconcile";
@@ -36,8 +37,8 @@ describe.each(testDatabases)("dead letters on $name", ({ open }) => {
   });
 
   const deadLetterRows = async () => (await db.query<{ n: number }>("SELECT count(*)::int AS n FROM dead_letters")).rows[0]?.n;
-  const deliver = (events: ReceivedEvent[]) => {
-    const { messages, triggerMetadata } = toTriggerInput(events);
+  const deliver = async (events: ReceivedEvent[]) => {
+    const { messages, triggerMetadata } = await toTriggerInput(events);
     return reconcileTwinChanges(messages, triggerMetadata, { db, policy, clock });
   };
 
@@ -63,7 +64,7 @@ describe.each(testDatabases)("dead letters on $name", ({ open }) => {
   test("tells apart events without sequence numbers by their content, and stores each once", async () => {
     const twin = new FixtureTwin("dl-5");
     const events = [1, 2].map((n) => ({ ...twin.tick(1000).setDesired({ n }), body: `{broken ${n}` }));
-    const { messages, triggerMetadata } = toTriggerInput(events);
+    const { messages, triggerMetadata } = await toTriggerInput(events);
     const decoded = decodeTwinChanges(messages, triggerMetadata);
     for (const d of decoded.deadLetters) d.sequenceNumber = undefined;
     await reconcileDecoded(decoded, { db, policy, clock });

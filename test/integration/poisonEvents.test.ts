@@ -5,7 +5,8 @@
  * reconciled.
  */
 import { randomBytes } from "node:crypto";
-import { toTriggerInput, type ReceivedEvent } from "../../shared/events/ReceivedEvent";
+import type { ReceivedEvent } from "../../shared/events/ReceivedEvent";
+import { toTriggerInput } from "../../local/host/toTriggerInput";
 import { parsePolicy } from "../../shared/policy/Policy";
 import { getComplianceSummary } from "../../shared/reports/getComplianceSummary";
 import { reconcileTwinChanges } from "../../shared/reconcile";
@@ -144,7 +145,7 @@ describe.each(testDatabases)("poison events on $name", ({ open }) => {
 
   test.each(cases)("$name: the batch commits, good devices get their verdicts", async ({ events, expect: expected }) => {
     const { events: all, poisonIndexes } = batch(events());
-    const { messages, triggerMetadata } = toTriggerInput(all);
+    const { messages, triggerMetadata } = await toTriggerInput(all);
     const result = await reconcileTwinChanges(messages, triggerMetadata, { db, policy, clock: () => new Date(LATER) });
 
     const stored = await records();
@@ -167,7 +168,7 @@ describe.each(testDatabases)("poison events on $name", ({ open }) => {
   test("reports a record at a long path like any other: summary counters and the property filter", async () => {
     const longPath = cases[0]?.expect as { reconciled: string };
     const { events } = batch((cases[0] as PoisonCase).events());
-    const { messages, triggerMetadata } = toTriggerInput(events);
+    const { messages, triggerMetadata } = await toTriggerInput(events);
     await reconcileTwinChanges(messages, triggerMetadata, { db, policy, clock: () => new Date(LATER) });
     const now = new Date(LATER);
     const all = await getComplianceSummary(db, { tags: [] }, { now });
@@ -208,13 +209,13 @@ describe.each(testDatabases)("poison events on $name", ({ open }) => {
     ["a serialization failure (40001)", sqlError("could not serialize access", "40001")],
     ["an error that is not SQL", new Error("socket hang up")],
   ])("still throws on %s, so the batch is delivered again", async (_name, error) => {
-    const { messages, triggerMetadata } = toTriggerInput(goodEvents());
+    const { messages, triggerMetadata } = await toTriggerInput(goodEvents());
     await expect(reconcileTwinChanges(messages, triggerMetadata, { db: failingOnce(error), policy, clock: () => new Date(LATER) })).rejects.toThrow(error.message);
     expect(await records()).toEqual([]);
   });
 
   test("writes the batch twin by twin after a data error and keeps every twin the store accepts", async () => {
-    const { messages, triggerMetadata } = toTriggerInput(goodEvents());
+    const { messages, triggerMetadata } = await toTriggerInput(goodEvents());
     const result = await reconcileTwinChanges(messages, triggerMetadata, { db: failingOnce(sqlError("value too long", "22001")), policy, clock: () => new Date(LATER) });
     expect(result.deadLettered).toBe(0);
     const stored = await records();

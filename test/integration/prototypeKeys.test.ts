@@ -4,7 +4,8 @@
  * Bodies travel as JSON text, as the trigger delivers them: an object literal would not hold an own
  * `__proto__` key. Expected values are written by hand.
  */
-import { toTriggerInput, type ReceivedEvent } from "../../shared/events/ReceivedEvent";
+import type { ReceivedEvent } from "../../shared/events/ReceivedEvent";
+import { toTriggerInput } from "../../local/host/toTriggerInput";
 import { parsePolicy } from "../../shared/policy/Policy";
 import { reconcileTwinChanges } from "../../shared/reconcile";
 import { useStore } from "../../shared/reports/getStore";
@@ -39,7 +40,7 @@ describe.each(testDatabases)("prototype-named keys on $name", ({ open }) => {
   test("are stored in the twin, decided as records and reported by the API like any other key", async () => {
     // JSON.stringify of an object literal has no own "__proto__": write the body's text by hand.
     // The keys arrive in patches, merged into the stored twin (a replace would take its sections whole).
-    const { messages, triggerMetadata } = toTriggerInput([
+    const { messages, triggerMetadata } = await toTriggerInput([
       twinEvent("replaceTwin", 1, '{"deviceId":"proto-1","version":2,"properties":{"desired":{"$version":1},"reported":{"$version":1}}}'),
       twinEvent("updateTwin", 2, '{"version":3,"properties":{"desired":{"__proto__":{"x":1},"constructor":"c","prototype":{"polluted":true},"$version":2}}}'),
       twinEvent("updateTwin", 3, '{"version":4,"properties":{"reported":{"__proto__":{"x":1},"prototype":{"polluted":false},"$version":2}}}'),

@@ -1,4 +1,5 @@
-import { toTriggerInput, type ReceivedEvent } from "../../shared/events/ReceivedEvent";
+import type { ReceivedEvent } from "../../shared/events/ReceivedEvent";
+import { toTriggerInput } from "../../local/host/toTriggerInput";
 import type { TwinRegistry } from "../../shared/hub/TwinRegistry";
 import { parsePolicy, type Policy } from "../../shared/policy/Policy";
 import { reconcileTwinChanges } from "../../shared/reconcile";
@@ -12,7 +13,7 @@ const seedPolicy = parsePolicy(SEED_POLICY);
 const LATER = "2026-01-01T00:05:00.000Z";
 
 async function run(db: Database, events: ReceivedEvent[], policy: Policy = seedPolicy, registry?: TwinRegistry) {
-  const { messages, triggerMetadata } = toTriggerInput(events);
+  const { messages, triggerMetadata } = await toTriggerInput(events);
   return reconcileTwinChanges(messages, triggerMetadata, { db, policy, registry, clock: () => new Date(LATER) });
 }
 
@@ -212,7 +213,7 @@ describe.each(testDatabases)("reconcileTwinChanges on $name", ({ open }) => {
           }),
         ),
     };
-    const { messages, triggerMetadata } = toTriggerInput(events);
+    const { messages, triggerMetadata } = await toTriggerInput(events);
     await expect(reconcileTwinChanges(messages, triggerMetadata, { db: flaky, policy: seedPolicy })).rejects.toThrow("connection terminated");
     for (const table of ["twins", "devices", "property_records", "property_history"]) {
       expect((await db.query<{ n: unknown }>(`SELECT count(*) AS n FROM ${table}`)).rows[0]?.n).toEqual(db.kind === "postgres" ? "0" : 0);

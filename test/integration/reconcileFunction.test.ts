@@ -1,5 +1,5 @@
 import { InvocationContext } from "@azure/functions";
-import { toTriggerInput } from "../../shared/events/ReceivedEvent";
+import { toTriggerInput } from "../../local/host/toTriggerInput";
 import { closeRuntime, getRuntime } from "../../shared/runtime";
 import { readSnapshot } from "../../shared/store/readSnapshot";
 import { seedTutorialStream, SEED_POLICY } from "../fixtures/twinEvents";
@@ -40,7 +40,7 @@ describe("reconcileTwinChanges function", () => {
 
   test("reconciles a batch handed over as the trigger does, logging dead letters instead of throwing", async () => {
     const { events } = seedTutorialStream("fn-device");
-    const { messages, triggerMetadata } = toTriggerInput(events);
+    const { messages, triggerMetadata } = await toTriggerInput(events);
     messages.push("not json");
     const logs: string[] = [];
     const context = new InvocationContext({ functionName: "reconcileTwinChanges", triggerMetadata, logHandler: (_level, ...args) => logs.push(args.join(" ")) });

@@ -4,7 +4,8 @@
  * The hub is the emulator's model behind the real azure-iothub adapter (repushSupport); the
  * expected verdict is computed here from the hub's twin, not by the product's evaluator.
  */
-import { toTriggerInput, type ReceivedEvent } from "../../shared/events/ReceivedEvent";
+import type { ReceivedEvent } from "../../shared/events/ReceivedEvent";
+import { toTriggerInput } from "../../local/host/toTriggerInput";
 import type { TwinRegistry } from "../../shared/hub/TwinRegistry";
 import { reconcileTwinChanges } from "../../shared/reconcile";
 import { repushStaleDesired } from "../../shared/repush";
@@ -70,8 +71,8 @@ describe.each(testDatabases)("reconcile and re-push on one device, on $name", ({
     read.set(partition, from + events.length);
     return events;
   };
-  const reconcile = (events: ReceivedEvent[], beforeWrite?: () => Promise<void>) => {
-    const { messages, triggerMetadata } = toTriggerInput(events);
+  const reconcile = async (events: ReceivedEvent[], beforeWrite?: () => Promise<void>) => {
+    const { messages, triggerMetadata } = await toTriggerInput(events);
     return reconcileTwinChanges(messages, triggerMetadata, {
       db,
       policy: testPolicy,

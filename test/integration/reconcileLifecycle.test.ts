@@ -5,7 +5,8 @@
  * notifications are built here in IoT Hub's routed shape (Microsoft's non-telemetry event schema)
  * and go through the decoder with the twin-change events, as the trigger delivers them.
  */
-import { toTriggerInput, type ReceivedEvent } from "../../shared/events/ReceivedEvent";
+import type { ReceivedEvent } from "../../shared/events/ReceivedEvent";
+import { toTriggerInput } from "../../local/host/toTriggerInput";
 import type { TwinRegistry } from "../../shared/hub/TwinRegistry";
 import { parsePolicy } from "../../shared/policy/Policy";
 import { reconcileTwinChanges, type ReconcileResult } from "../../shared/reconcile";
@@ -61,7 +62,7 @@ async function deliver(db: Database, items: Item[], first: number, registry?: Tw
       partitionId: "0",
     };
   });
-  const { messages, triggerMetadata } = toTriggerInput(received);
+  const { messages, triggerMetadata } = await toTriggerInput(received);
   return reconcileTwinChanges(messages, triggerMetadata, { db, policy, clock, ...(registry ? { registry } : {}) });
 }
 
@@ -217,7 +218,7 @@ describe.each(testDatabases)("device lifecycle on $name", ({ open }) => {
         throw new Error("not used by reconcile");
       },
     };
-    const { messages, triggerMetadata } = toTriggerInput([{ ...event, sequenceNumber: 100 }]);
+    const { messages, triggerMetadata } = await toTriggerInput([{ ...event, sequenceNumber: 100 }]);
     const result = await reconcileTwinChanges(messages, triggerMetadata, { db, policy, clock, registry });
     expect(result).toMatchObject({ resyncs: 1, recreated: 1 });
     expect(await records("life-6")).toEqual([{ module_id: "", path: "mode", state: "pending", desired: "new" }]);

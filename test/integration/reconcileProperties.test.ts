@@ -6,7 +6,8 @@
  * costs one store, not a thousand.
  */
 import fc from "fast-check";
-import { toTriggerInput, type ReceivedEvent } from "../../shared/events/ReceivedEvent";
+import type { ReceivedEvent } from "../../shared/events/ReceivedEvent";
+import { toTriggerInput } from "../../local/host/toTriggerInput";
 import { parsePolicy } from "../../shared/policy/Policy";
 import { reconcileTwinChanges } from "../../shared/reconcile";
 import type { Database } from "../../shared/store/Database";
@@ -118,7 +119,7 @@ async function deliver(db: Database, events: readonly ReceivedEvent[], batchSize
   let b = 0;
   while (i < events.length) {
     const size = Math.max(1, batchSizes[b++ % batchSizes.length] ?? 1);
-    const { messages, triggerMetadata } = toTriggerInput(events.slice(i, i + size));
+    const { messages, triggerMetadata } = await toTriggerInput(events.slice(i, i + size));
     await reconcileTwinChanges(messages, triggerMetadata, { db, policy, clock: () => new Date("2026-02-01T00:00:00Z") });
     i += size;
   }

@@ -7,7 +7,8 @@
 import path from "node:path";
 import { Client } from "pg";
 import { startLocalHost, type LocalHost } from "../../local/host/startLocalHost";
-import { toTriggerInput, type ReceivedEvent } from "../../shared/events/ReceivedEvent";
+import type { ReceivedEvent } from "../../shared/events/ReceivedEvent";
+import { toTriggerInput } from "../../local/host/toTriggerInput";
 import { parsePolicy } from "../../shared/policy/Policy";
 import { complianceRoutes } from "../../shared/reports/complianceRoutes";
 import { reconcileTwinChanges } from "../../shared/reconcile";
@@ -30,9 +31,9 @@ const policy = parsePolicy(SEED_POLICY);
 const clock = () => new Date("2026-01-01T00:05:00.000Z");
 
 /** Two twins' rollouts and one line that is not JSON (a dead letter), as one trigger batch. */
-function outageBatch(): { messages: unknown[]; triggerMetadata: Record<string, unknown> } {
+async function outageBatch(): Promise<{ messages: unknown[]; triggerMetadata: Record<string, unknown> }> {
   const events: ReceivedEvent[] = [...seedTutorialStream("outage-a").events, ...seedTutorialStream("outage-b").events];
-  const { messages, triggerMetadata } = toTriggerInput(events);
+  const { messages, triggerMetadata } = await toTriggerInput(events);
   messages.push("not json");
   (triggerMetadata.propertiesArray as unknown[]).push({ deviceId: "outage-a", opType: "updateTwin" });
   (triggerMetadata.systemPropertiesArray as unknown[]).push({ "iothub-message-source": "twinChangeEvents" });
@@ -97,7 +98,7 @@ describeOutage("a PostgreSQL outage in the middle of a batch", () => {
 
   test("rejects the batch, keeps the process alive, and the retried batch equals an uninterrupted run", async () => {
     const reference = await openTestPostgres(server.url);
-    const batch = outageBatch();
+    const batch = await outageBatch();
     await reconcileTwinChanges(batch.messages, batch.triggerMetadata, { db: reference, policy, clock });
     const expected = await storedRows(reference);
     await reference.close();

@@ -9,7 +9,7 @@
  * `$metadata`), from the emulator's desired notifications (what devices receive: one per patch)
  * and from hand-written tables — never from the product's evaluator.
  */
-import { toTriggerInput } from "../../shared/events/ReceivedEvent";
+import { toTriggerInput } from "../../local/host/toTriggerInput";
 import { rateLimitedTwinRegistry, TokenBucket } from "../../shared/hub/TokenBucket";
 import type { TwinRegistry } from "../../shared/hub/TwinRegistry";
 import { parsePolicy } from "../../shared/policy/Policy";
@@ -87,7 +87,7 @@ describe.each(testDatabases)("re-push interleaved with another writer on $name",
   async function reconcileFrom(deviceId: string, from: number) {
     const partition = hub.events.partitionOf(deviceId);
     const events = hub.events.read(partition, from, 1000).filter((e) => e.properties["deviceId"] === deviceId);
-    const { messages, triggerMetadata } = toTriggerInput(events);
+    const { messages, triggerMetadata } = await toTriggerInput(events);
     return reconcileTwinChanges(messages, triggerMetadata, { db, policy: testPolicy, registry, clock: () => clock.date() });
   }
 

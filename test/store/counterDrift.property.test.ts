@@ -16,7 +16,8 @@
  */
 import fc from "fast-check";
 import { applyHubTwins } from "../../shared/applyHubTwins";
-import { toTriggerInput, type ReceivedEvent } from "../../shared/events/ReceivedEvent";
+import type { ReceivedEvent } from "../../shared/events/ReceivedEvent";
+import { toTriggerInput } from "../../local/host/toTriggerInput";
 import { rateLimitedTwinRegistry, TokenBucket } from "../../shared/hub/TokenBucket";
 import { reconcileTwinChanges } from "../../shared/reconcile";
 import { repushStaleDesired } from "../../shared/repush";
@@ -266,8 +267,8 @@ class World {
     }
   }
 
-  reconcile(db: Database, events: readonly ReceivedEvent[]) {
-    const { messages, triggerMetadata } = toTriggerInput(events);
+  async reconcile(db: Database, events: readonly ReceivedEvent[]) {
+    const { messages, triggerMetadata } = await toTriggerInput(events);
     return reconcileTwinChanges(messages, triggerMetadata, { db, policy: testPolicy, clock: () => this.clock.date() });
   }
 

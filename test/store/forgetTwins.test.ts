@@ -2,7 +2,7 @@
  * The demo's reset: every row of the twins under a prefix goes from every table that has a
  * device_id, other twins' rows stay, and the report counters follow.
  */
-import { toTriggerInput } from "../../shared/events/ReceivedEvent";
+import { toTriggerInput } from "../../local/host/toTriggerInput";
 import { parsePolicy } from "../../shared/policy/Policy";
 import { reconcileTwinChanges } from "../../shared/reconcile";
 import type { Database } from "../../shared/store/Database";
@@ -37,7 +37,7 @@ describe.each(testDatabases)("forgetTwins on $name", ({ open }) => {
     for (const [i, id] of ["sim-1", "sim-2", "boiler-7"].entries()) {
       const { events } = seedTutorialStream(id);
       // One partition numbers its events uniquely: each device's bad event has a sequence number of its own.
-      const { messages, triggerMetadata } = toTriggerInput([...events, { ...events[1]!, body: "{ not json", sequenceNumber: 99 + i }]);
+      const { messages, triggerMetadata } = await toTriggerInput([...events, { ...events[1]!, body: "{ not json", sequenceNumber: 99 + i }]);
       await reconcileTwinChanges(messages, triggerMetadata, { db, policy: parsePolicy(SEED_POLICY) });
     }
     const before = await rowsByDevice(db);

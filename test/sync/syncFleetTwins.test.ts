@@ -4,7 +4,7 @@
  * evaluator applied to the hub twins the SDK reads; queries and twin reads are counted at the hub.
  */
 import { reconcileTwinChanges } from "../../shared/reconcile";
-import { toTriggerInput } from "../../shared/events/ReceivedEvent";
+import { toTriggerInput } from "../../local/host/toTriggerInput";
 import type { Database } from "../../shared/store/Database";
 import { syncFleetTwins } from "../../shared/sync/syncFleetTwins";
 import { FixtureTwin } from "../fixtures/twinEvents";
@@ -146,7 +146,7 @@ describe.each(testDatabases)("syncFleetTwins on $name", ({ open }) => {
     // is stored by the event path in the middle of the pass.
     const ghost = new FixtureTwin("ghost-1", { now: h.clock.now() });
     ghost.setDesired({ interval: 9 });
-    const { messages, triggerMetadata } = toTriggerInput([ghost.replace()]);
+    const { messages, triggerMetadata } = await toTriggerInput([ghost.replace()]);
     await reconcileTwinChanges(messages, triggerMetadata, { db, policy: syncPolicy, clock: () => h.clock.date() });
     expect(Object.keys(await storedStates(db))).toContain("ghost-1");
 

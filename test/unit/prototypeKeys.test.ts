@@ -5,7 +5,7 @@
 import { containsDesired } from "../../shared/compliance/compareReported";
 import { evaluateCompliance } from "../../shared/compliance/evaluateCompliance";
 import { decodeTwinChanges } from "../../shared/events/decodeTwinChanges";
-import { toTriggerInput } from "../../shared/events/ReceivedEvent";
+import { toTriggerInput } from "../../local/host/toTriggerInput";
 import { parsePolicy } from "../../shared/policy/Policy";
 import { resolveProperties } from "../../shared/policy/resolveProperties";
 import { applyTwinChange } from "../../shared/twin/applyTwinChange";
@@ -114,26 +114,26 @@ describe("re-evaluation with keys named like Object.prototype methods", () => {
 });
 
 describe("applyTwinChange with prototype-named keys", () => {
-  function decoded(body: string, version: number, opType = "updateTwin") {
+  async function decoded(body: string, version: number, opType = "updateTwin") {
     const event = new FixtureTwin("d1").setDesired({});
-    const input = toTriggerInput([{ ...event, body }]);
+    const input = await toTriggerInput([{ ...event, body }]);
     (input.triggerMetadata.propertiesArray as Array<Record<string, Json>>)[0]!.opType = opType;
     const result = decodeTwinChanges(input.messages, input.triggerMetadata);
     expect(result.deadLetters).toEqual([]);
     return { ...result.events[0]!, version };
   }
 
-  test("a desired __proto__ patch is stored as a key and later patches merge into it", () => {
-    const first = applyTwinChange(undefined, decoded('{"version":2,"properties":{"desired":{"__proto__":{"x":1},"$version":2}}}', 2));
+  test("a desired __proto__ patch is stored as a key and later patches merge into it", async () => {
+    const first = applyTwinChange(undefined, await decoded('{"version":2,"properties":{"desired":{"__proto__":{"x":1},"$version":2}}}', 2));
     if (first.kind !== "applied") throw new Error("expected applied");
-    const second = applyTwinChange(first.twin, decoded('{"version":3,"properties":{"desired":{"__proto__":{"y":2},"constructor":1,"$version":3}}}', 3));
+    const second = applyTwinChange(first.twin, await decoded('{"version":3,"properties":{"desired":{"__proto__":{"y":2},"constructor":1,"$version":3}}}', 3));
     if (second.kind !== "applied") throw new Error("expected applied");
     expect(canonicalJson(second.twin.desired)).toBe('{"__proto__":{"x":1,"y":2},"constructor":1}');
     expect(second.twin.desired["$version"]).toBe(3);
   });
 
-  test("a replaceTwin carrying __proto__ in tags and reported keeps the keys", () => {
-    const outcome = applyTwinChange(undefined, decoded('{"version":2,"tags":{"__proto__":"t"},"properties":{"desired":{},"reported":{"__proto__":{"r":1}}}}', 2, "replaceTwin"));
+  test("a replaceTwin carrying __proto__ in tags and reported keeps the keys", async () => {
+    const outcome = applyTwinChange(undefined, await decoded('{"version":2,"tags":{"__proto__":"t"},"properties":{"desired":{},"reported":{"__proto__":{"r":1}}}}', 2, "replaceTwin"));
     if (outcome.kind !== "applied") throw new Error("expected applied");
     expect(canonicalJson(outcome.twin.tags)).toBe('{"__proto__":"t"}');
     expect(canonicalJson(outcome.twin.reported)).toBe('{"__proto__":{"r":1}}');
