@@ -15,7 +15,7 @@
  */
 import { earliestEventPosition, EventHubConsumerClient } from "@azure/event-hubs";
 import { startEmulator } from "../local/emulator";
-import { toReplayLine as toReceivedEvent } from "../local/cli/toReplayLine";
+import { toReceivedEvent } from "../local/host/receivedEventData";
 import { evaluateCompliance } from "../shared/compliance/evaluateCompliance";
 import type { ReceivedEvent } from "../shared/events/ReceivedEvent";
 import { toTriggerInput } from "../local/host/toTriggerInput";
@@ -164,7 +164,8 @@ async function runThroughEventHubs(db: Database, partitions: ReceivedEvent[][], 
       {
         processEvents: async (batch, context) => {
           if (batch.length === 0) return;
-          const { messages, triggerMetadata } = toTriggerInput(batch.map((data) => toReceivedEvent(data, context.partitionId)));
+          // The SDK's batch as replay lines, then through the one converter (toRpcEventHubBatch, inside toTriggerInput) and @azure/functions.
+          const { messages, triggerMetadata } = await toTriggerInput(batch.map((data) => toReceivedEvent(data, context.partitionId)));
           const result = await reconcileTwinChanges(messages, triggerMetadata, { db, policy, registry: limited });
           events += result.applied + result.duplicates;
           received += batch.length;

@@ -253,6 +253,19 @@ export async function runCapture(request: CaptureRequest, io: CaptureCommandIo):
     return result;
   } finally {
     if (fd !== undefined) closeSync(fd);
-    await client.close().catch(() => undefined);
+    await closeWithin(client, CLOSE_WAIT_MS);
   }
+}
+
+/** How long a capture waits for the client to close; every line is already written by then. */
+const CLOSE_WAIT_MS = 5000;
+
+/**
+ * Closes the client, waiting at most `ms`: an endpoint that never answers the AMQP close (seen with
+ * the emulator's endpoint after a capture stopped mid-batch) must not keep the command from returning.
+ */
+async function closeWithin(client: EventHubConsumerClient, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([client.close().catch(() => undefined), new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
 }

@@ -1,6 +1,6 @@
 import type { EventHubConsumerClient, EventPosition, ReceivedEventData } from "@azure/event-hubs";
 import { redact } from "../../shared/redact";
-import { toReplayLine } from "./toReplayLine";
+import { toReceivedEvent } from "../host/receivedEventData";
 
 /** Why a capture ended. */
 export type CaptureStop = "count" | "duration" | "interrupted";
@@ -38,7 +38,7 @@ export class CaptureError extends Error {
 }
 
 /**
- * Records events from every partition of the client's Event Hub as replay lines (`toReplayLine`),
+ * Records events from every partition of the client's Event Hub as replay lines (`toReceivedEvent`),
  * each partition in order, until `count` events, `durationMs` or `signal` — whichever comes first.
  * Reads through `EventHubConsumerClient.subscribe` with no checkpoint store: nothing is claimed or
  * checkpointed, so it runs beside the production consumer (in a consumer group of its own: a
@@ -97,7 +97,7 @@ export async function captureEvents(client: Pick<EventHubConsumerClient, "subscr
         const room = options.count === undefined ? events.length : Math.min(events.length, options.count - total);
         // Written synchronously, before the next batch of this partition is requested: lines stay in order.
         let text = "";
-        for (const event of events.slice(0, room)) text += `${JSON.stringify(toReplayLine(event, context.partitionId))}\n`;
+        for (const event of events.slice(0, room)) text += `${JSON.stringify(toReceivedEvent(event, context.partitionId))}\n`;
         options.write(text);
         total += room;
         perPartition[context.partitionId] = (perPartition[context.partitionId] ?? 0) + room;
