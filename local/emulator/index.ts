@@ -25,7 +25,7 @@ export { createRegistryClientFor, type RegistryClientTarget } from "./createRegi
 export interface EmulatorOptions {
   /** Hub name in events; default `local-hub`. */
   hubName?: string;
-  /** Address both servers bind; default 127.0.0.1. */
+  /** Address the servers (HTTPS, MQTT, AMQP) bind; default 127.0.0.1. */
   host?: string;
   /** HTTPS (service API) port; default 0 (ephemeral). */
   httpsPort?: number;

@@ -22,9 +22,10 @@
  *   metric capability (`last_enqueued_*` delivery annotations).
  * - Each event: body as one data section holding the JSON text (the SDK JSON-parses a data
  *   section, so `body` is the same object the stream holds — as with IoT Hub's routed
- *   `application/json` messages); application properties; AMQP properties
+ *   `application/json` messages; a Buffer body goes as its bytes); application properties; AMQP properties
  *   `content-type`/`content-encoding`/`correlation-id`/`user-id`/`message-id` where the event's
- *   system properties carry them (`user-id` is binary in AMQP, so the SDK gives a Buffer);
+ *   system properties carry them (`user-id` is binary in AMQP: the SDK's `systemProperties.userId`
+ *   is then its bytes copied key by key, `{0: 108, …}`, the raw message's `userId` a Buffer);
  *   message annotations `x-opt-sequence-number` (long), `x-opt-offset` (string),
  *   `x-opt-enqueued-time` (timestamp), `x-opt-partition-key` and every other system property
  *   (`iothub-*`), `iothub-enqueuedtime` as a timestamp (the SDK turns it into epoch ms, as `az`
@@ -33,14 +34,15 @@
  *   is added or the partition grows. Every event is taken from the stream with `stream.read` only
  *   when it can be sent at once, so the stream's "read" mark stays true.
  *
- * Limits of this fake: one event hub (its name fixed at start), any consumer group name is
- * accepted (each link keeps its own position; there is no consumer-group registry and at most
- * the 5-readers-per-partition quota is not enforced); receive only (a producer link is refused
- * with `amqp:not-implemented`); one namespace key (manage/listen rights are not told apart); no
- * TLS, no WebSockets, no AAD tokens; no retention (beginning sequence number is always 0);
+ * Limits of this fake: one event hub (its name fixed at start); any non-empty consumer group name
+ * is accepted (each link keeps its own position; there is no consumer-group registry, and the
+ * quota of 5 non-epoch readers per partition and group is not enforced); receive only (a
+ * producer link is refused with `amqp:not-implemented`); one namespace key (manage/listen rights
+ * are not told apart); no TLS, no WebSockets, no AAD tokens; no retention (beginning sequence number is always 0);
  * `x-opt-partition-key` is the device id (IoT Hub's choice of partition key when routing is
  * unconfirmed); a start sequence number past the end waits for that event instead of erroring;
- * no geo-replication (`georeplication_factor` absent).
+ * no geo-replication (`georeplication_factor` absent); an open link outlives its token's expiry
+ * (the service would detach it unless the client renews the token, which the SDK does).
  */
 import { createHmac, timingSafeEqual } from "node:crypto";
 import type { AddressInfo, Server, Socket } from "node:net";
@@ -225,7 +227,8 @@ export async function startEventHubsEndpoint(stream: EventStream, options: Event
           type: "com.microsoft:eventhub",
           created_at: createdOn,
           partition_count: types.wrap_int(stream.partitionIds.length),
-          partition_ids: [...stream.partitionIds],
+          // An AMQP array of str8, as the service sends it (clients in other languages cast it to string[]).
+          partition_ids: types.wrap_array([...stream.partitionIds], 0xa1, undefined),
         },
       });
       return;
@@ -289,6 +292,7 @@ export async function startEventHubsEndpoint(stream: EventStream, options: Event
     }
     const [entity, , consumerGroup, , partitionId] = parts as [string, string, string, string, string];
     if (!sameHub(entity)) return sender.close(notFound(entity));
+    if (consumerGroup === "") return sender.close(notFound(`${entity}/ConsumerGroups/`));
     if (!authorized(context.connection, address)) {
       return sender.close({ condition: "amqp:unauthorized-access", description: `Unauthorized access. Put a token for the audience of '${address}' first.` });
     }
@@ -356,7 +360,8 @@ export async function startEventHubsEndpoint(stream: EventStream, options: Event
     const address = String(receiver.target?.address ?? "");
     const request = context.message!;
     if (address === "$cbs") onCbs(context, request);
-    else onManagement(context, request);
+    else if (address === "$management" || address === `${hub}/$management`) onManagement(context, request);
+    // Anything else came on a link refused at attach: there is no one to answer.
   });
   container.on("sendable", (context: EventContext) => {
     const feed = feeds.get(context.sender!);
@@ -373,6 +378,10 @@ export async function startEventHubsEndpoint(stream: EventStream, options: Event
   };
   container.on("sender_close", forget);
   container.on("sender_error", forget);
+  // A session may end without detaching its links first.
+  container.on("session_close", (context: EventContext) => {
+    for (const [sender] of feeds) if (sender.session === context.session) stopFeed(sender);
+  });
   const dropConnection = (context: EventContext): void => {
     grants.delete(context.connection);
     connections.delete(context.connection);

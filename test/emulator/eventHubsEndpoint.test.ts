@@ -2,6 +2,10 @@ import { createHmac } from "node:crypto";
 import { connect as connectTcp } from "node:net";
 import {
   EventHubConsumerClient,
+  EventHubProducerClient,
+  type Checkpoint,
+  type CheckpointStore,
+  type PartitionOwnership,
   earliestEventPosition,
   latestEventPosition,
   type EventPosition,
@@ -10,7 +14,7 @@ import {
 } from "@azure/event-hubs";
 import { Client, type Twin as DeviceTwin } from "azure-iot-device";
 import { Mqtt } from "azure-iot-device-mqtt";
-import { connect as connectAmqp, types, type Connection, type Message } from "rhea";
+import { connect as connectAmqp, types, type Connection, type Message, type Receiver } from "rhea";
 import { startEmulator, type Emulator } from "../../local/emulator";
 import { startEventHubsEndpoint, type EventHubsEndpoint } from "../../local/emulator/startEventHubsEndpoint";
 import type { ReceivedEvent } from "../../shared/events/ReceivedEvent";
@@ -146,6 +150,64 @@ function withKey(connectionString: string, key: string): string {
   return connectionString.replace(/SharedAccessKey=[^;]*/, `SharedAccessKey=${key}`);
 }
 
+/** The SAS token Service Bus expects: HMAC-SHA256 keyed with the key's UTF-8 bytes over `encodeURIComponent(audience) + "\n" + expiry`. */
+function sasToken(audience: string, signingKey: string): string {
+  const expiry = Math.floor(Date.now() / 1000) + 600;
+  const sr = encodeURIComponent(audience);
+  const sig = createHmac("sha256", signingKey).update(`${sr}\n${expiry}`).digest("base64");
+  return `SharedAccessSignature sr=${sr}&sig=${encodeURIComponent(sig)}&se=${expiry}&skn=RootManageSharedAccessKey`;
+}
+
+async function openAmqp(port: number): Promise<Connection> {
+  const connection = connectAmqp({ host: "127.0.0.1", port, username: "RootManageSharedAccessKey", reconnect: false });
+  await new Promise((resolve) => connection.once("connection_open", resolve));
+  return connection;
+}
+
+async function closeAmqp(connection: Connection): Promise<void> {
+  const closed = new Promise((resolve) => connection.once("connection_close", resolve));
+  connection.close();
+  await closed;
+}
+
+/** CBS put-token over raw AMQP; returns the reply's application properties (status code, condition). */
+async function putToken(connection: Connection, audience: string, signingKey: string): Promise<Record<string, unknown>> {
+  const replies = connection.open_receiver({ source: { address: "$cbs" }, target: { address: "cbs-replies" } });
+  const requests = connection.open_sender({ target: { address: "$cbs" } });
+  const answer = new Promise<Message>((resolve) => replies.once("message", (context) => resolve(context.message!)));
+  requests.send({
+    body: sasToken(audience, signingKey),
+    message_id: "put-1",
+    reply_to: "cbs-replies",
+    application_properties: { operation: "put-token", name: audience, type: "servicebus.windows.net:sastoken" },
+  });
+  const reply = await answer;
+  expect(reply.correlation_id).toBe("put-1");
+  return reply.application_properties as Record<string, unknown>;
+}
+
+/** A receiver link with no credit until the test gives some. */
+async function openPartitionReceiver(connection: Connection, address: string, filter: string, onMessage: (message: Message) => void): Promise<Receiver> {
+  const receiver = connection.open_receiver({
+    credit_window: 0,
+    source: { address, filter: { "apache.org:selector-filter:string": types.wrap_described(filter, 0x468c00000004) } },
+  });
+  receiver.on("message", (context) => onMessage(context.message!));
+  await new Promise((resolve) => receiver.once("receiver_open", resolve));
+  return receiver;
+}
+
+/** A window in which nothing more should arrive. */
+const settle = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 300));
+
+async function waitUntil(what: string, condition: () => boolean): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 describe("against the emulator's routed stream", () => {
   let emulator: Emulator;
   const startedAt = Date.now();
@@ -233,6 +295,18 @@ describe("against the emulator's routed stream", () => {
     expect(total).toBe(12);
   });
 
+  test("start positions by offset and by enqueued time find the routed events after them", async () => {
+    const partitionId = emulator.events.partitionIds.find((id) => emulator.events.read(id, 0, 10_000).length >= 3)!;
+    const truth = emulator.events.read(partitionId, 0, 10_000);
+    const pivot = truth[1]!;
+    const after = truth.filter((e) => e.sequenceNumber > pivot.sequenceNumber);
+    const byOffset = await receive(emulator.eventHubs.connectionString, partitionId, { startPosition: { offset: pivot.offset, isInclusive: true }, count: after.length + 1 });
+    expect(byOffset.events.map((e) => e.sequenceNumber)).toEqual([pivot, ...after].map((e) => e.sequenceNumber));
+    const laterThanPivot = truth.filter((e) => Date.parse(e.enqueuedTimeUtc) > Date.parse(pivot.enqueuedTimeUtc));
+    const byTime = await receive(emulator.eventHubs.connectionString, partitionId, { startPosition: { enqueuedOn: new Date(pivot.enqueuedTimeUtc) }, count: laterThanPivot.length });
+    expect(byTime.events.map((e) => e.sequenceNumber)).toEqual(laterThanPivot.map((e) => e.sequenceNumber));
+  });
+
   test("a twin change as the SDK gives it: IoT Hub's application and system properties, JSON body decoded", async () => {
     const partitionId = emulator.events.partitionOf("eh-d");
     const truth = emulator.events.read(partitionId, 0, 10_000).find((e) => e.properties.deviceId === "eh-d" && e.properties.opType === "updateTwin")!;
@@ -281,6 +355,38 @@ describe("against the emulator's routed stream", () => {
     }
   });
 
+  test("an event stays in the stream until the consumer gives credit, so it can still absorb a coalesced change; a delivered one cannot", async () => {
+    emulator.events.setFaults({ coalesceProbability: 1 });
+    const connection = await openAmqp(emulator.eventHubs.port);
+    try {
+      const { SharedAccessKey: key } = parseConnectionString(emulator.eventHubs.connectionString);
+      const partitionId = emulator.events.partitionOf("eh-c");
+      const address = `twin-changes/ConsumerGroups/$default/Partitions/${partitionId}`;
+      expect(await putToken(connection, `sb://localhost:${emulator.eventHubs.port}/${address}`, key!)).toMatchObject({ "status-code": 202 });
+      // Reading what is there makes every earlier event "read": only the new ones can coalesce.
+      const before = emulator.events.read(partitionId, 0, 10_000).length;
+      const got: Message[] = [];
+      const receiver = await openPartitionReceiver(connection, address, "amqp.annotation.x-opt-offset > '@latest'", (m) => got.push(m));
+      emulator.updateDesired("eh-c", { interval: 70 });
+      await settle();
+      emulator.updateDesired("eh-c", { interval: 80 });
+      await settle();
+      expect(got).toEqual([]);
+      expect(emulator.events.length(partitionId)).toBe(before + 1);
+      receiver.add_credit(5);
+      await waitUntil("one event arrived", () => got.length >= 1);
+      await settle();
+      expect(got.map((m) => m.message_annotations!["x-opt-sequence-number"])).toEqual([before]);
+      emulator.updateDesired("eh-c", { interval: 90 });
+      await waitUntil("the next event arrived", () => got.length >= 2);
+      expect(emulator.events.length(partitionId)).toBe(before + 2);
+      expect(got.map((m) => JSON.parse(Buffer.from(m.body.content as Buffer).toString("utf8")).properties.desired.interval)).toEqual([80, 90]);
+    } finally {
+      emulator.events.setFaults({});
+      await closeAmqp(connection);
+    }
+  });
+
   test("a wrong key is refused with the SDK's UnauthorizedError", async () => {
     const client = new EventHubConsumerClient("$Default", withKey(emulator.eventHubs.connectionString, Buffer.from("wrong").toString("base64")), { retryOptions: { maxRetries: 0 } });
     try {
@@ -298,6 +404,17 @@ describe("against the emulator's routed stream", () => {
     } finally {
       await client.close();
     }
+  });
+
+  test("sending is refused: the endpoint serves consumers only", async () => {
+    const producer = new EventHubProducerClient(emulator.eventHubs.connectionString, { retryOptions: { maxRetries: 0 } });
+    const before = emulator.events.partitionIds.map((id) => emulator.events.length(id));
+    try {
+      await expect(producer.sendBatch([{ body: { injected: true } }])).rejects.toMatchObject({ code: "NotImplementedError" });
+    } finally {
+      await producer.close();
+    }
+    expect(emulator.events.partitionIds.map((id) => emulator.events.length(id))).toEqual(before);
   });
 
   test("an unknown partition is ArgumentOutOfRangeError, for properties and for receiving", async () => {
@@ -359,6 +476,19 @@ describe("against an in-memory stream with hand-picked positions", () => {
     ]);
   });
 
+  test("a 64 KB body (a twin near IoT Hub's 32 KB limit in both sections) arrives whole", async () => {
+    const large = new InMemoryEventStream(1);
+    const body = { properties: { desired: { blob: "d".repeat(32_000) }, reported: { blob: "r".repeat(32_000) } } };
+    large.append("0", body);
+    const other = await startEventHubsEndpoint(large, { eventHubName: "large-hub", key });
+    try {
+      const { events } = await receive(other.connectionString, "0", { startPosition: earliestEventPosition, count: 1 });
+      expect(events.map((e) => e.body)).toEqual([body]);
+    } finally {
+      await other.close();
+    }
+  });
+
   test("an empty partition reports isEmpty with sequence number -1", async () => {
     const empty = new InMemoryEventStream(1);
     const other = await startEventHubsEndpoint(empty, { eventHubName: "empty-hub", key });
@@ -411,70 +541,122 @@ describe("against an in-memory stream with hand-picked positions", () => {
     }
   });
 
+  test("two consumers sharing a checkpoint store split the partitions through owner levels; the survivor takes over from the checkpoints", async () => {
+    const shared = new InMemoryEventStream(4);
+    const append = (round: number): void => {
+      for (const partitionId of shared.partitionIds) for (let i = 0; i < 3; i += 1) shared.append(partitionId, { round, i });
+    };
+    append(0);
+    const hubEndpoint = await startEventHubsEndpoint(shared, { eventHubName: "shared-hub", key });
+    const store = new TestCheckpointStore();
+    const processed: Array<{ consumer: string; partitionId: string; sequenceNumber: number }> = [];
+    const errors: string[] = [];
+    const consume = (consumer: string): { client: EventHubConsumerClient; close: () => Promise<void> } => {
+      const client = new EventHubConsumerClient("$Default", hubEndpoint.connectionString, store, { loadBalancingOptions: { updateIntervalInMs: 200, partitionOwnershipExpirationIntervalInMs: 3000 } });
+      const subscription = client.subscribe(
+        {
+          processEvents: async (events, context) => {
+            for (const e of events) processed.push({ consumer, partitionId: context.partitionId, sequenceNumber: e.sequenceNumber });
+            if (events.length > 0) await context.updateCheckpoint(events.at(-1)!);
+          },
+          processError: async (error) => {
+            errors.push((error as { code?: string }).code ?? error.name);
+          },
+        },
+        { startPosition: earliestEventPosition, maxBatchSize: 10, maxWaitTimeInSeconds: 0.2 },
+      );
+      return { client, close: async () => { await subscription.close(); await client.close(); } };
+    };
+    const unique = (): number => new Set(processed.map((p) => `${p.partitionId}/${p.sequenceNumber}`)).size;
+    const a = consume("A");
+    const b = { close: async () => undefined } as { close: () => Promise<void> };
+    try {
+      await waitUntil("A read round 0", () => unique() === 12);
+      Object.assign(b, consume("B"));
+      await waitUntil("each consumer owns two partitions", () => {
+        const owners = store.owners();
+        return owners.filter((o) => o === a.client.identifier).length === 2 && owners.length === 4 && !owners.includes(undefined);
+      });
+      append(1);
+      await waitUntil("round 1 read", () => unique() === 24);
+      await a.close();
+      const handover = processed.length;
+      const checkpointed = new Map((await store.listCheckpoints()).map((c) => [c.partitionId, c.sequenceNumber]));
+      expect([...checkpointed.values()]).toEqual([5, 5, 5, 5]);
+      append(2);
+      await waitUntil("round 2 read", () => unique() === 36);
+      const afterHandover = processed.slice(handover);
+      expect(new Set(afterHandover.map((p) => p.consumer))).toEqual(new Set(["B"]));
+      // Nothing at or before a checkpoint is delivered again.
+      expect(afterHandover.filter((p) => p.sequenceNumber <= checkpointed.get(p.partitionId)!)).toEqual([]);
+      for (const partitionId of shared.partitionIds) {
+        const seen = processed.filter((p) => p.partitionId === partitionId).map((p) => p.sequenceNumber);
+        // Every event at least once; a re-delivery only of what a consumer had not checkpointed when it lost the partition.
+        expect([...new Set(seen)].sort((x, y) => x - y)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8]);
+      }
+      // B's owner-level-0 links took A's partitions: A saw them stolen, and nothing else went wrong.
+      expect(errors).toContain("ReceiverDisconnectedError");
+      expect(errors.filter((code) => code !== "ReceiverDisconnectedError")).toEqual([]);
+    } finally {
+      await a.close();
+      await b.close();
+      await hubEndpoint.close();
+    }
+  });
+
   describe("over raw AMQP (rhea), where the link credit is visible", () => {
     let connection: Connection;
 
-    /** The SAS token Service Bus expects: HMAC-SHA256 keyed with the key's UTF-8 bytes over `encodeURIComponent(audience) + "\n" + expiry`. */
-    function token(audience: string, signingKey: string): string {
-      const expiry = Math.floor(Date.now() / 1000) + 600;
-      const sr = encodeURIComponent(audience);
-      const sig = createHmac("sha256", signingKey).update(`${sr}\n${expiry}`).digest("base64");
-      return `SharedAccessSignature sr=${sr}&sig=${encodeURIComponent(sig)}&se=${expiry}&skn=RootManageSharedAccessKey`;
-    }
-
-    async function putToken(audience: string, signingKey: string): Promise<Record<string, unknown>> {
-      const replies = connection.open_receiver({ source: { address: "$cbs" }, target: { address: "cbs-replies" } });
-      const requests = connection.open_sender({ target: { address: "$cbs" } });
-      const answer = new Promise<Message>((resolve) => replies.once("message", (context) => resolve(context.message!)));
-      requests.send({
-        body: token(audience, signingKey),
-        message_id: "put-1",
-        reply_to: "cbs-replies",
-        application_properties: { operation: "put-token", name: audience, type: "servicebus.windows.net:sastoken" },
-      });
-      const reply = await answer;
-      expect(reply.correlation_id).toBe("put-1");
-      return reply.application_properties as Record<string, unknown>;
-    }
-
     beforeEach(async () => {
-      connection = connectAmqp({ host: "127.0.0.1", port: endpoint.port, username: "RootManageSharedAccessKey", reconnect: false });
-      await new Promise((resolve) => connection.once("connection_open", resolve));
+      connection = await openAmqp(endpoint.port);
     });
 
-    afterEach(async () => {
-      const closed = new Promise((resolve) => connection.once("connection_close", resolve));
-      connection.close();
-      await closed;
-    });
+    afterEach(() => closeAmqp(connection));
 
     const audience = (): string => `sb://localhost:${endpoint.port}/contoso-events/ConsumerGroups/$default/Partitions/0`;
 
     test("the endpoint never sends beyond the link credit, and continues when credit is added", async () => {
-      expect(await putToken(audience(), key)).toMatchObject({ "status-code": 202 });
+      expect(await putToken(connection, audience(), key)).toMatchObject({ "status-code": 202 });
       const got: number[] = [];
-      const receiver = connection.open_receiver({
-        credit_window: 0,
-        source: { address: "contoso-events/ConsumerGroups/$default/Partitions/0", filter: { "apache.org:selector-filter:string": types.wrap_described("amqp.annotation.x-opt-offset > '-1'", 0x468c00000004) } },
-      });
-      receiver.on("message", (context) => got.push(Number(context.message!.message_annotations!["x-opt-sequence-number"])));
-      await new Promise((resolve) => receiver.once("receiver_open", resolve));
-      const settle = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 300));
+      const receiver = await openPartitionReceiver(connection, "contoso-events/ConsumerGroups/$default/Partitions/0", "amqp.annotation.x-opt-offset > '-1'", (m) => got.push(Number(m.message_annotations!["x-opt-sequence-number"])));
       await settle();
       expect(got).toEqual([]);
       receiver.add_credit(2);
+      await waitUntil("two events arrived", () => got.length >= 2);
       await settle();
       expect(got).toEqual([0, 1]);
       receiver.add_credit(10);
+      await waitUntil("five events arrived", () => got.length >= 5);
       await settle();
       expect(got).toEqual([0, 1, 2, 3, 4]);
       stream.append("0", { n: 5 });
-      await settle();
+      await waitUntil("the appended event arrived", () => got.length >= 6);
       expect(got).toEqual([0, 1, 2, 3, 4, 5]);
     });
 
+    test("a drain sends what the partition holds, then gives back the rest of the credit", async () => {
+      const small = new InMemoryEventStream(1);
+      for (let i = 0; i < 3; i += 1) small.append("0", { i });
+      const other = await startEventHubsEndpoint(small, { eventHubName: "drain-hub", key });
+      const own = await openAmqp(other.port);
+      try {
+        expect(await putToken(own, `sb://localhost:${other.port}/drain-hub`, key)).toMatchObject({ "status-code": 202 });
+        const got: unknown[] = [];
+        const receiver = await openPartitionReceiver(own, "drain-hub/ConsumerGroups/$default/Partitions/0", "amqp.annotation.x-opt-offset > '-1'", (m) => got.push(m.message_annotations!["x-opt-sequence-number"]));
+        const drained = new Promise((resolve) => receiver.once("receiver_drained", resolve));
+        receiver.add_credit(10);
+        receiver.drain_credit();
+        await drained;
+        expect(got).toEqual([0, 1, 2]);
+        expect((receiver as Receiver & { credit: number }).credit).toBe(0);
+      } finally {
+        await closeAmqp(own);
+        await other.close();
+      }
+    });
+
     test("a token signed with another key is answered 401 amqp:unauthorized-access, and a link without a token is refused", async () => {
-      expect(await putToken(audience(), "another-key")).toMatchObject({ "status-code": 401, "error-condition": "amqp:unauthorized-access" });
+      expect(await putToken(connection, audience(), "another-key")).toMatchObject({ "status-code": 401, "error-condition": "amqp:unauthorized-access" });
       const receiver = connection.open_receiver({ source: { address: "contoso-events/ConsumerGroups/$default/Partitions/0" } });
       const error = await new Promise<{ condition: string }>((resolve) => receiver.once("receiver_error", (context) => resolve(context.receiver!.error as { condition: string })));
       expect(error.condition).toBe("amqp:unauthorized-access");
@@ -498,3 +680,39 @@ describe("against an in-memory stream with hand-picked positions", () => {
     await client.close();
   });
 });
+
+/** A checkpoint store in memory with etags, as the SDK's contract asks (a claim with a stale etag is not granted). */
+class TestCheckpointStore implements CheckpointStore {
+  private readonly ownership = new Map<string, PartitionOwnership>();
+  private readonly checkpoints = new Map<string, Checkpoint>();
+  private version = 0;
+
+  owners(): Array<string | undefined> {
+    return [...this.ownership.values()].filter((o) => Date.now() - (o.lastModifiedTimeInMs ?? 0) < 3000).map((o) => o.ownerId);
+  }
+
+  async listOwnership(): Promise<PartitionOwnership[]> {
+    return [...this.ownership.values()].map((o) => ({ ...o }));
+  }
+
+  async claimOwnership(claims: PartitionOwnership[]): Promise<PartitionOwnership[]> {
+    const granted: PartitionOwnership[] = [];
+    for (const claim of claims) {
+      const current = this.ownership.get(claim.partitionId);
+      if (current !== undefined && current.etag !== claim.etag) continue;
+      this.version += 1;
+      const next = { ...claim, etag: String(this.version), lastModifiedTimeInMs: Date.now() };
+      this.ownership.set(claim.partitionId, next);
+      granted.push({ ...next });
+    }
+    return granted;
+  }
+
+  async updateCheckpoint(checkpoint: Checkpoint): Promise<void> {
+    this.checkpoints.set(checkpoint.partitionId, { ...checkpoint });
+  }
+
+  async listCheckpoints(): Promise<Checkpoint[]> {
+    return [...this.checkpoints.values()].map((c) => ({ ...c }));
+  }
+}
