@@ -75,6 +75,18 @@ describe("twin-reconciler replay", () => {
     expect(report.summary.events.deadLettered).toBe(3);
   });
 
+  test("a line whose enqueuedTimeUtc is not a time is a dead letter naming the field, and the next line is still applied", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "replay-"));
+    const file = join(dir, "bad-time.jsonl");
+    const [first] = readFileSync(EVENTS, "utf8").split("\n");
+    writeFileSync(file, [JSON.stringify({ ...JSON.parse(first!), enqueuedTimeUtc: "yesterday" }), first].join("\n"));
+    const { code, out } = await cli(["replay", file, "--json", "--policy", POLICY, "--now", NOW]);
+    expect(code).toBe(0);
+    const report = JSON.parse(out);
+    expect(report.deadLetters).toEqual([{ line: 1, reason: expect.stringMatching(/enqueuedTimeUtc: not a time/) }]);
+    expect(report.summary.events.applied).toBe(1);
+  });
+
   test.each([
     [["replay"], /needs a FILE/],
     [["replay", "missing.jsonl"], /no such file/],
