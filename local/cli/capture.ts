@@ -32,8 +32,9 @@ Where to read (one of):
                            carries EntityPath (then it must match).
 
 What to read:
-  --consumer-group CG      default $Default. Prefer a group of your own: Event Hubs allows 5
-                           readers per partition and group.
+  --consumer-group CG      default $Default. Use a group of your own: the Functions host (and the
+                           local host) read their group with owner levels, which shut other
+                           readers out; Event Hubs allows 5 readers per partition and group.
   --from POSITION          where to start in every partition: earliest (default: all the hub
                            retains), latest (only events sent from now on), an ISO-8601 time
                            (events enqueued after it, e.g. 2026-03-01T08:00:00Z), or seq:N

@@ -105,7 +105,9 @@ export async function captureEvents(client: Pick<EventHubConsumerClient, "subscr
       },
       processError: async (error, context) => {
         const where = context.partitionId ? ` (partition ${context.partitionId})` : "";
-        finish({ error: new CaptureError(redact(`reading ${client.eventHubName} failed${where}: ${oneLine(error)}`)) });
+        // A reader with an owner level (the Functions host, the local host) holds the partition in this consumer group.
+        const hint = error.name === "ReceiverDisconnectedError" || (error as { code?: unknown }).code === "ReceiverDisconnectedError" ? "; capture with a consumer group of your own (--consumer-group NAME)" : "";
+        finish({ error: new CaptureError(redact(`reading ${client.eventHubName} failed${where}: ${oneLine(error)}${hint}`)) });
       },
     },
     { startPosition: options.startPosition, maxBatchSize: options.maxBatchSize ?? 100, maxWaitTimeInSeconds: 1 },

@@ -1,7 +1,7 @@
 /**
  * `twin-reconciler capture` against the emulator's Event Hubs (AMQP) endpoint, and capture → replay
- * equivalence: the live reconciler (the local host running reconcileTwinChanges on the emulator's
- * stream) and a replay of the captured file into a fresh store give the same compliance records —
+ * equivalence: the live reconciler (the local host running reconcileTwinChanges, consuming the
+ * emulator's stream through @azure/event-hubs) and a replay of the captured file into a fresh store give the same compliance records —
  * and both the verdicts the hub's twins call for, read through azure-iothub and judged by the small
  * evaluator below (not the product's).
  */
@@ -90,7 +90,7 @@ const readLines = (file: string) =>
     .map((l) => JSON.parse(l) as { partitionId: string; sequenceNumber: number; body: Obj; properties: Obj; systemProperties: Obj; enqueuedTimeUtc: string; offset: string });
 
 test("capture then replay gives the records the live reconciler wrote, and the hub's twins call for", async () => {
-  // Live: the local host feeds the emulator's stream to the real reconcileTwinChanges.
+  // Live: the local host consumes the emulator's stream through @azure/event-hubs into the real reconcileTwinChanges.
   host = await startLocalHost({
     modules: [path.join(repoRoot, "functions", "reconcileTwinChanges.ts")],
     rootDir: path.join(__dirname, "fixtures"),
@@ -103,8 +103,9 @@ test("capture then replay gives the records the live reconciler wrote, and the h
       IOTHUB_EMULATOR_CA_FILE: emulator.caFile,
       TWIN_EVENTS_HUB_NAME: "twin-changes",
       TWIN_EVENTS_CONSUMER_GROUP: "$Default",
+      TwinEvents: emulator.eventHubs.connectionString,
     },
-    eventStream: emulator.events,
+    eventHubs: { maxWaitTimeInSeconds: 0.2 },
     port: 0,
     scheduleTimers: false,
     log: () => undefined,
@@ -118,8 +119,12 @@ test("capture then replay gives the records the live reconciler wrote, and the h
   expect(total).toBeGreaterThan(30);
   expect(emulator.counters.events.duplicated + emulator.counters.events.resent).toBeGreaterThan(0);
   const file = path.join(dir, "window.jsonl");
-  const captured = await cli(["capture", "--connection-string", emulator.eventHubs.connectionString, "--from", "earliest", "--count", String(total), "--duration", "30s", "--out", file]);
-  expect({ code: captured.code, out: captured.out }).toEqual({ code: 0, out: "" });
+  // The live host holds $Default's partitions with an owner level, as the Functions host does: capture says to use a group of its own.
+  const sameGroup = await cli(["capture", "--connection-string", emulator.eventHubs.connectionString, "--count", "1", "--duration", "20s"]);
+  expect(sameGroup.code).toBe(1);
+  expect(sameGroup.err).toMatch(/^twin-reconciler: reading twin-changes failed \(partition \d+\): ReceiverDisconnectedError: .*; capture with a consumer group of your own \(--consumer-group NAME\)$/m);
+  const captured = await cli(["capture", "--connection-string", emulator.eventHubs.connectionString, "--consumer-group", "capture", "--from", "earliest", "--count", String(total), "--duration", "30s", "--out", file]);
+  expect({ code: captured.code, out: captured.out, err: captured.code === 0 ? "" : captured.err }).toEqual({ code: 0, out: "", err: "" });
   expect(captured.err).toContain(`capture: done (${total} events): ${total} events from`);
   expect(captured.err).toMatch(/partition 0: \d+, partition 1: \d+, partition 2: \d+, partition 3: \d+/);
   expect(captured.err).not.toContain("SharedAccessKey=");
@@ -158,7 +163,7 @@ test("--from seq:N, an enqueued time and latest start every partition where they
   const length = emulator.events.length(partitionId);
   const fromSeq = path.join(dir, "from-seq.jsonl");
   const expectedFromSeq = emulator.events.partitionIds.reduce((n, p) => n + Math.max(0, emulator.events.length(p) - 2), 0);
-  const r1 = await cli(["capture", "--connection-string", emulator.eventHubs.connectionString, "--from", "seq:2", "--count", String(expectedFromSeq), "--duration", "20s", "--out", fromSeq]);
+  const r1 = await cli(["capture", "--connection-string", emulator.eventHubs.connectionString, "--consumer-group", "capture", "--from", "seq:2", "--count", String(expectedFromSeq), "--duration", "20s", "--out", fromSeq]);
   expect(r1.code).toBe(0);
   const seqLines = readLines(fromSeq);
   expect(seqLines.filter((l) => l.partitionId === partitionId).map((l) => l.sequenceNumber)).toEqual(Array.from({ length: length - 2 }, (_, i) => i + 2));
@@ -168,7 +173,7 @@ test("--from seq:N, an enqueued time and latest start every partition where they
   emulator.events.setFaults({});
   const latest = path.join(dir, "latest.jsonl");
   let done = false;
-  const running = cli(["capture", "--connection-string", emulator.eventHubs.connectionString, "--from", "latest", "--count", "1", "--duration", "30s", "--out", latest]).finally(() => (done = true));
+  const running = cli(["capture", "--connection-string", emulator.eventHubs.connectionString, "--consumer-group", "capture", "--from", "latest", "--count", "1", "--duration", "30s", "--out", latest]).finally(() => (done = true));
   const cutoff = new Date().toISOString();
   await new Promise((r) => setTimeout(r, 5)); // the enqueued-time filter is exclusive, as Event Hubs' is
   let sent = 0;
@@ -183,13 +188,13 @@ test("--from seq:N, an enqueued time and latest start every partition where they
   expect(at(latestLines[0]!.body, "properties.desired.interval")).toBeGreaterThanOrEqual(1000);
 
   const fromTime = path.join(dir, "from-time.jsonl");
-  const r3 = await cli(["capture", "--connection-string", emulator.eventHubs.connectionString, "--from", cutoff, "--count", String(sent), "--duration", "20s", "--out", fromTime]);
+  const r3 = await cli(["capture", "--connection-string", emulator.eventHubs.connectionString, "--consumer-group", "capture", "--from", cutoff, "--count", String(sent), "--duration", "20s", "--out", fromTime]);
   expect(r3.code).toBe(0);
   expect(readLines(fromTime).map((l) => at(l.body, "properties.desired.interval"))).toEqual(Array.from({ length: sent }, (_, i) => 1000 + i));
 }, 60_000);
 
 test("writes to stdout, and a wrong key ends it with exit 1 and one line that does not show the key", async () => {
-  const toStdout = await cli(["capture", "--connection-string", emulator.eventHubs.connectionString, "--count", "3", "--duration", "20s"]);
+  const toStdout = await cli(["capture", "--connection-string", emulator.eventHubs.connectionString, "--consumer-group", "capture", "--count", "3", "--duration", "20s"]);
   expect(toStdout.code).toBe(0);
   expect(toStdout.out.trim().split("\n").map((l) => JSON.parse(l).sequenceNumber as number)).toHaveLength(3);
 
@@ -203,7 +208,7 @@ test("writes to stdout, and a wrong key ends it with exit 1 and one line that do
 
 test("Ctrl-C ends a capture without --count or --duration cleanly: exit 0, every line whole", async () => {
   const file = path.join(dir, "interrupted.jsonl");
-  const child = spawn(process.execPath, [path.join(repoRoot, "bin", "twin-reconciler.js"), "capture", "--connection-string", emulator.eventHubs.connectionString, "--out", file], { stdio: ["ignore", "ignore", "pipe"] });
+  const child = spawn(process.execPath, [path.join(repoRoot, "bin", "twin-reconciler.js"), "capture", "--connection-string", emulator.eventHubs.connectionString, "--consumer-group", "capture", "--out", file], { stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
   child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
   const total = emulator.counters.events.appended;
