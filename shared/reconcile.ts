@@ -337,7 +337,7 @@ async function executeOps(tx: Queryable, at: string, ops: readonly Op[], mark: L
 
 async function executeOp(tx: Queryable, at: string, op: Op): Promise<void> {
   if (op.kind === "write") await writeBatch(tx, { ...op.write, at });
-  else await removeDeletedTwin(tx, op.key, op.at, op.detail);
+  else await removeDeletedTwin(tx, op.key, op.at, op.detail, op.reach);
 }
 
 function emptyWrite(at: string): BatchWrite {
@@ -419,7 +419,7 @@ function orderSteps(steps: Step[]): Step[] {
 
 type Op =
   | { kind: "write"; index: number; write: BatchWrite }
-  | { kind: "remove"; index: number; key: TwinKey; at: string; detail: Json };
+  | { kind: "remove"; index: number; key: TwinKey; at: string; detail: Json; reach: "withModules" | "twinOnly" };
 
 interface TwinOutcome {
   group: TwinGroup;
@@ -457,9 +457,9 @@ function reconcileTwin(group: TwinGroup, loaded: StoredTwinState | undefined, lo
     if (segment.lastTime !== "" && state) outcome.ops.push({ kind: "write", index, write: segmentWrite(key, state, segment, storedDevice) });
     segment = newSegment();
   };
-  const remove = (index: number, at: string, detail: Json) => {
+  const remove = (index: number, at: string, detail: Json, reach: "withModules" | "twinOnly" = "withModules") => {
     flush(index);
-    if (state) outcome.ops.push({ kind: "remove", index, key, at, detail });
+    if (state) outcome.ops.push({ kind: "remove", index, key, at, detail, reach });
     state = undefined;
     storedDevice = undefined;
   };
@@ -510,7 +510,9 @@ function reconcileTwin(group: TwinGroup, loaded: StoredTwinState | undefined, lo
         if (!step.implied) outcome.counts.deleted++;
         continue;
       }
-      remove(event.index, event.enqueuedTime, { reason: "createDeviceIdentity: a new twin under this id", enqueuedTime: event.enqueuedTime });
+      // Only this twin: a device's modules have groups of their own, which may already have written
+      // this batch's module events (a re-delivered device create must not erase them).
+      remove(event.index, event.enqueuedTime, { reason: "createDeviceIdentity: a new twin under this id", enqueuedTime: event.enqueuedTime }, "twinOnly");
       outcome.counts.created++;
       if (event.twin) evaluate({ ...event.twin, deviceId: key.deviceId, moduleId: key.moduleId }, false, event.enqueuedTime, "event");
       continue;

@@ -164,10 +164,12 @@ export async function saveRepushSchedules(tx: Queryable, schedules: ReadonlyArra
  * device's module twins with it), and each record leaves one history row (to `removed`, cause
  * `deleted`) so its history stays. Returns how many properties were removed.
  */
-export async function removeDeletedTwin(tx: Queryable, key: TwinKey, at: string, detail: Json): Promise<number> {
-  // A device's 404 takes its modules with it; a module's 404 only that module.
-  const scope = key.moduleId === null ? "device_id = $1" : "device_id = $1 AND module_id = $2";
-  const params = key.moduleId === null ? [key.deviceId] : [key.deviceId, key.moduleId];
+export async function removeDeletedTwin(tx: Queryable, key: TwinKey, at: string, detail: Json, reach: "withModules" | "twinOnly" = "withModules"): Promise<number> {
+  // A device's 404 or delete takes its modules with it; a module's only that module. A device's
+  // create replaces the device twin only: its modules' events of the same batch are their own.
+  const deviceOnly = key.moduleId === null && reach === "withModules";
+  const scope = deviceOnly ? "device_id = $1" : "device_id = $1 AND module_id = $2";
+  const params = deviceOnly ? [key.deviceId] : [key.deviceId, key.moduleId ?? ""];
   const n = params.length;
   const history = await tx.query(
     `INSERT INTO property_history (device_id, module_id, path, from_state, to_state, cause, at, desired_version, desired, reported, detail)

@@ -191,6 +191,34 @@ describe.each(testDatabases)("device lifecycle on $name", ({ open }) => {
     expect(again).toMatchObject({ deleted: 0, duplicates: 1 });
   });
 
+  test("a re-delivered device create in the batch keeps the records its modules' events of the same batch wrote", async () => {
+    // Event Hubs re-delivers with new sequence numbers: the device's create arrives twice in a row
+    // (the emulator's duplicate fault). The copy replaces the device twin only; the module (a twin
+    // of its own, created after the device, with events in the same batch) keeps what they say.
+    const ref = { now: Date.parse("2026-01-01T00:00:00Z") };
+    const device = newDevice("life-m", ref);
+    const module = new FixtureTwin("life-m", ref, { moduleId: "agent" });
+    module.version = 1;
+    const create = { lifecycle: "createDeviceIdentity" as const, deviceId: "life-m", twin: { ...device.get(), moduleId: null }, at: at(ref) };
+    ref.now += 1000;
+    const batch: Item[] = [
+      create,
+      create,
+      device.tick(1000).setDesired({ mode: "eco" }),
+      { lifecycle: "createDeviceIdentity", deviceId: "life-m", moduleId: "agent", twin: { ...module.get(), moduleId: "agent" }, at: at(ref) },
+      module.tick(1000).setDesired({ mode: "fast" }),
+      module.tick(1000).report({ mode: "fast" }),
+    ];
+    await deliver(db, batch, 0);
+
+    // Hand-written: the module reported what it was asked; the device was asked and has not reported.
+    expect(await records("life-m")).toEqual([
+      { module_id: "", path: "mode", state: "pending", desired: "eco" },
+      { module_id: "agent", path: "mode", state: "compliant", desired: "fast" },
+    ]);
+    expect(await rowsOf("twins", "life-m")).toBe(2);
+  });
+
   test("a create replaces a stored twin even when its delete never arrived", async () => {
     const ref = { now: Date.parse("2026-01-01T00:00:00Z") };
     const { events } = oldDevice("life-5", ref);
