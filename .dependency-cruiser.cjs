@@ -1,5 +1,6 @@
 // dependency-cruiser (npm run lint): the folder rules of ARCHITECTURE.md that eslint cannot see.
-// no cycle between the folders (rooms) of shared/, and none between its modules either.
+// no cycle between the folders (rooms) of shared/, and none between its modules either; and the code
+// the Azure package runs (functions/, shared/) needs no devDependency.
 // (Deep imports into a package's dist/, lib/ or src/ are an eslint rule, eslint.config.mjs: it sees
 // the import as written, while dependency-cruiser only sees where it resolves.)
 /** @type {import('dependency-cruiser').IConfiguration} */
@@ -19,6 +20,21 @@ module.exports = {
       comment: "A module of shared/ imports itself through others.",
       from: { path: "^shared/" },
       to: { circular: true },
+    },
+    {
+      name: "no-dev-dependency-in-azure-package",
+      severity: "error",
+      comment: "functions/ and shared/ run in Azure, whose package has production dependencies only (scripts/stage-package.js). " +
+        "shared/store/openPglite.ts is the exception: the local store, loaded only by openStore's dynamic import.",
+      from: { path: "^(functions|shared)/", pathNot: "^shared/store/openPglite\\.ts$" },
+      to: { dependencyTypes: ["npm-dev"], dependencyTypesNot: ["type-only"] },
+    },
+    {
+      name: "pglite-only-on-demand",
+      severity: "error",
+      comment: "PGlite is not in the Azure package: the product loads shared/store/openPglite.ts with a dynamic import, when the local store is opened.",
+      from: { path: "^(functions|shared)/" },
+      to: { path: "^shared/store/openPglite\\.ts$", dynamic: false, dependencyTypesNot: ["type-only"] },
     },
   ],
   options: {
