@@ -16,7 +16,7 @@ const deepImportRule = ["error", { patterns: [deepImport] }];
 const documentedDeepImports = ["test/infra/azureYaml.test.ts"];
 
 export default tseslint.config(
-  { ignores: ["node_modules/**", "dist/**", ".data/**", "coverage/**", "test-results/**", "**/*.js", "**/*.mjs"] },
+  { ignores: ["node_modules/**", "dist/**", ".data/**", "coverage/**", "test-results/**", "**/*.js", "**/*.mjs", "**/*.cjs"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
