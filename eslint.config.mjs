@@ -6,15 +6,29 @@ const ioModules = ["pg", "pg-*", "@electric-sql/*", "azure-*", "@azure/*", "@ope
   "net", "node:net", "http", "node:http", "https", "node:https", "child_process", "node:child_process",
   "dgram", "node:dgram", "tls", "node:tls", "worker_threads", "node:worker_threads"];
 
+// A package only through its public entry points: never its private internals (dist/, lib/, src/),
+// which move between patch releases. ajv documents "ajv/dist/2019" as its draft-2019 entry point.
+const deepImport = {
+  regex: "^(@[^/]+/)?[^./@][^/]*/(dist|lib|src)(/|$)",
+  message: "Import the package's public entry point, not its private internals (dist/, lib/, src/).",
+};
+const deepImportRule = ["error", { patterns: [deepImport] }];
+const documentedDeepImports = ["test/infra/azureYaml.test.ts"];
+
 export default tseslint.config(
-  { ignores: ["node_modules/**", "dist/**", ".data/**", "coverage/**", "test-results/**", "**/*.js", "**/*.mjs"] },
+  { ignores: ["node_modules/**", "dist/**", ".data/**", "coverage/**", "test-results/**", "**/*.js", "**/*.mjs", "**/*.cjs"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
     rules: {
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
       "@typescript-eslint/no-explicit-any": "error",
+      "no-restricted-imports": deepImportRule,
     },
+  },
+  {
+    files: documentedDeepImports,
+    rules: { "no-restricted-imports": "off" },
   },
   {
     // Pure folders: twin model, event decoding, policy and compliance evaluation take data and return data.
@@ -24,6 +38,7 @@ export default tseslint.config(
         patterns: [
           { group: ioModules, message: "The pure core must not import I/O modules (see ARCHITECTURE.md: pure folders)." },
           { group: ["**/store", "**/store/*", "**/hub", "**/hub/*", "**/functions/*", "**/local/*"], message: "The pure core must not import store, hub, functions or local code." },
+          deepImport,
         ],
       }],
     },

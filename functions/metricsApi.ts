@@ -2,6 +2,7 @@ import "../shared/enableHttpStreams";
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from "@azure/functions";
 import { notFoundProblem } from "../shared/reports/Problem";
 import { getStore } from "../shared/reports/getStore";
+import { readStoreGauges } from "../shared/reports/readStoreGauges";
 import { observeStore, startTelemetry } from "../shared/telemetry/startTelemetry";
 
 /**
@@ -18,7 +19,7 @@ export async function metricsHandler(_request: HttpRequest, context: InvocationC
   }
   try {
     // The process's store (the runtime's, as the reports use it): the gauges read it.
-    observeStore(await getStore());
+    observeStore(await getStore(), readStoreGauges);
   } catch (error) {
     // The counters and histograms are still worth serving; only the store's gauges are missing.
     context.warn(`metrics without the store's gauges: ${error instanceof Error ? error.name : "Error"}`);

@@ -4,7 +4,7 @@ import type { PropertyRecord } from "./compliance/PropertyRecord";
 import type { TransitionCause } from "./compliance/ComplianceState";
 import { summarizeDevice } from "./compliance/summarizeDevice";
 import { decodeTwinChanges, storableJson, type DeadLetter, type DecodedBatch } from "./events/decodeTwinChanges";
-import type { LifecycleEvent, TwinChangeEvent } from "./events/TwinChangeEvent";
+import type { LifecycleEvent, TwinChangeEvent } from "./twin/TwinChangeEvent";
 import type { TwinRegistry } from "./hub/TwinRegistry";
 import type { Policy } from "./policy/Policy";
 import type { Database, Queryable } from "./store/Database";

@@ -5,6 +5,7 @@ import { loadPolicy } from "./loadPolicy";
 import type { Policy } from "./policy/Policy";
 import type { Database } from "./store/Database";
 import { openStore } from "./store/openStore";
+import { readStoreGauges } from "./reports/readStoreGauges";
 import { observeStore, startTelemetry } from "./telemetry/startTelemetry";
 
 /** What every function needs, built once per process from the app settings. */
@@ -45,7 +46,7 @@ export async function closeRuntime(): Promise<void> {
   const current = runtime;
   runtime = undefined;
   const closing = await current?.catch(() => undefined);
-  if (closing) observeStore(undefined);
+  if (closing) observeStore(undefined, readStoreGauges);
   if (closing && closing.db !== storeOverride) await closing.db.close();
 }
 
@@ -57,6 +58,6 @@ async function createRuntime(env: Record<string, string | undefined>): Promise<R
   // Rate-limited by one bucket per process: resyncs and re-pushes share HUB_TWIN_OPS_PER_SECOND.
   const registry = createTwinRegistry(config) ?? undefined;
   const db = storeOverride ?? (await openStore(config));
-  observeStore(db);
+  observeStore(db, readStoreGauges);
   return { config, db, policy, registry };
 }

@@ -8,6 +8,7 @@ import { openStore } from "../../shared/store/openStore";
 import { ConfigError, loadConfig, type StoreConfig } from "../../shared/config";
 import { redact } from "../../shared/redact";
 import { StoreInUseError } from "../../shared/store/openPglite";
+import { useEmulatorHubEndpoint } from "../emulator/createRegistryClient";
 import { startupFailure, UsageError } from "../startupFailure";
 import { formatReplayReport, replayFile } from "./replay";
 import { repairReportCounters } from "../../shared/store/reportCounters";
@@ -21,6 +22,8 @@ const USAGE =
 
 /** The `twin-reconciler` command line. Resolves to the exit code. */
 export async function main(argv: readonly string[], out: (text: string) => void = (t) => process.stdout.write(t), err: (text: string) => void = (t) => process.stderr.write(t)): Promise<number> {
+  // A local tool: IOTHUB_EMULATOR_PORT/CA (printed by npm start) reach the emulator of another process.
+  useEmulatorHubEndpoint();
   let db: Database | undefined;
   try {
     // capture has options of its own (and a connection string among them): parsed apart, never echoed.

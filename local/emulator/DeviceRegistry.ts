@@ -171,7 +171,7 @@ export class DeviceRegistry {
    * Deletes a device (with its modules) or a module. Deleting a device emits only the device's
    * `deleteDeviceIdentity`, none for the modules that go with it: IoT Hub's documentation names no
    * module events for that case, and a consumer that removes a device removes its modules too.
-   * (A design choice; shared/events/TwinChangeEvent.ts `LifecycleEvent` says the same.)
+   * (A design choice; shared/twin/TwinChangeEvent.ts `LifecycleEvent` says the same.)
    */
   deleteDevice(id: TwinId, etag?: string): void {
     const address = toAddress(id);

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import type { JsonObject } from "../../shared/twin/json";
 import type { EventStream } from "../EventStream";
 import type { Clock } from "./Clock";
-import { createRegistryClientFor } from "./createRegistryClient";
+import { createRegistryClientFor, useEmulatorHubEndpoint } from "./createRegistryClient";
 import { toAddress, type CreateDeviceOptions, type DeviceIdentity, type TwinAddress, type TwinId, type TwinPatch } from "./DeviceRegistry";
 import { ensureCertificates } from "./ensureCertificates";
 import { IotHub } from "./IotHub";
@@ -20,7 +20,7 @@ export type { EventHubsEndpoint } from "./startEventHubsEndpoint";
 export type { Clock, CreateDeviceOptions, DeviceIdentity, EventStreamCounters, FaultInjection, ThrottleTier, TwinAddress, TwinId, TwinPatch, TwinQueryPage };
 export { createManualClock, type ManualClock } from "./Clock";
 export { IotHubError } from "./IotHubError";
-export { createRegistryClientFor, type RegistryClientTarget } from "./createRegistryClient";
+export { createRegistryClientFor, useEmulatorHubEndpoint, type RegistryClientTarget } from "./createRegistryClient";
 
 export interface EmulatorOptions {
   /** Hub name in events; default `local-hub`. */
@@ -105,6 +105,8 @@ export interface Emulator {
 }
 
 export async function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> {
+  // The product in this process reaches the emulator through its settings (IOTHUB_EMULATOR_PORT/CA).
+  useEmulatorHubEndpoint();
   const hub = new IotHub({
     ...(options.hubName === undefined ? {} : { hubName: options.hubName }),
     ...(options.clock === undefined ? {} : { clock: options.clock }),

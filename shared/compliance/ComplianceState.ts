@@ -2,9 +2,6 @@
 export const COMPLIANCE_STATES = ["compliant", "pending", "drifted", "stale", "failed", "escalated"] as const;
 export type ComplianceState = (typeof COMPLIANCE_STATES)[number];
 
-export const COMPARE_MODES = ["equals", "looseEquals", "ack", "status", "ignore"] as const;
-export type CompareMode = (typeof COMPARE_MODES)[number];
-
 /** What made a record change: an applied event, a resync read of the hub, a re-push, an operator, a device deletion. */
 export type TransitionCause = "event" | "resync" | "repush" | "manual" | "deleted";
 

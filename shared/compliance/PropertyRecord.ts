@@ -1,5 +1,6 @@
 import type { Json } from "../twin/json";
-import type { CompareMode, ComplianceState, TransitionCause } from "./ComplianceState";
+import type { CompareMode } from "../policy/compareMode";
+import type { ComplianceState, TransitionCause } from "./ComplianceState";
 
 /** The current compliance verdict on one desired property of one twin. */
 export interface PropertyRecord {

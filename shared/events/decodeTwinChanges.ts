@@ -4,31 +4,10 @@ import { isJsonObject, type Json, type JsonObject } from "../twin/json";
 import { storableText } from "../twin/storableText";
 import { storableTime } from "../twin/storableTime";
 import type { Twin, TwinKey } from "../twin/Twin";
-import { MAX_DEPTH, storableDeadLetter } from "./storableDeadLetter";
-import type { LifecycleEvent, TwinChangeEvent } from "./TwinChangeEvent";
+import { MAX_DEPTH, storableDeadLetter, type DeadLetter } from "./storableDeadLetter";
+import type { LifecycleEvent, TwinChangeEvent } from "../twin/TwinChangeEvent";
 
-export { storableJson } from "./storableDeadLetter";
-
-/** An event we could not use, kept whole with the reason so nothing is lost. */
-export interface DeadLetter {
-  index: number;
-  /** Why; ends with "[stored altered: …]" when making the letter storable changed anything. */
-  reason: string;
-  /** A hint for operators (application deviceId, else iothub-connection-device-id), at most 128 characters. */
-  deviceId: string | undefined;
-  partitionId: string | undefined;
-  sequenceNumber: number | undefined;
-  /** The event as received (body, properties, system properties), made storable as JSON. */
-  raw: JsonObject;
-  /**
-   * Something was cut to make the letter storable: the device id hint (past 128 characters), the
-   * reason (past 2,000), a part of `raw` whose JSON passed 256 KB (kept as the start of that JSON
-   * text), or nesting past 32 levels. Set by `storableDeadLetter`; absent on letters built by hand.
-   */
-  truncated?: boolean;
-  /** NUL was escaped as `\u0000` or lone surrogates replaced by U+FFFD somewhere in the letter. */
-  escaped?: boolean;
-}
+export { storableJson, type DeadLetter } from "./storableDeadLetter";
 
 export interface DecodedBatch {
   events: TwinChangeEvent[];

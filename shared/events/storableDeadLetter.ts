@@ -1,6 +1,26 @@
 import type { Json, JsonObject } from "../twin/json";
 import { storableText } from "../twin/storableText";
-import type { DeadLetter } from "./decodeTwinChanges";
+
+/** An event we could not use, kept whole with the reason so nothing is lost. */
+export interface DeadLetter {
+  index: number;
+  /** Why; ends with "[stored altered: …]" when making the letter storable changed anything. */
+  reason: string;
+  /** A hint for operators (application deviceId, else iothub-connection-device-id), at most 128 characters. */
+  deviceId: string | undefined;
+  partitionId: string | undefined;
+  sequenceNumber: number | undefined;
+  /** The event as received (body, properties, system properties), made storable as JSON. */
+  raw: JsonObject;
+  /**
+   * Something was cut to make the letter storable: the device id hint (past 128 characters), the
+   * reason (past 2,000), a part of `raw` whose JSON passed 256 KB (kept as the start of that JSON
+   * text), or nesting past 32 levels. Set by `storableDeadLetter`; absent on letters built by hand.
+   */
+  truncated?: boolean;
+  /** NUL was escaped as `\u0000` or lone surrogates replaced by U+FFFD somewhere in the letter. */
+  escaped?: boolean;
+}
 
 /** Deeper than any twin (IoT Hub allows 10 levels): what lies below is cut from a dead letter. */
 export const MAX_DEPTH = 32;

@@ -1,8 +1,5 @@
-import { readFileSync } from "node:fs";
-import { Agent } from "node:https";
 import { DefaultAzureCredential, type TokenCredential } from "@azure/identity";
-import { ConnectionString, Registry, SharedAccessSignature } from "azure-iothub";
-import { RestApiClient } from "azure-iothub/dist/common-http/rest_api_client";
+import { Registry } from "azure-iothub";
 import type { Config, HubConfig } from "../config";
 import { iothubTwinRegistry } from "./iothubTwinRegistry";
 import { queryLimitedTwinQueries, queryLimiter } from "./queryLimitedTwinQueries";
@@ -16,6 +13,21 @@ export interface CreateTwinRegistryOptions {
   bucket?: TokenBucket;
 }
 
+/**
+ * Builds the Registry for a connection string with the local-only endpoint settings
+ * (IOTHUB_EMULATOR_PORT, IOTHUB_EMULATOR_CA_FILE: a hub on a port of its own with a local CA, which
+ * the SDK's public factories cannot reach). shared/hub knows no emulator: local code installs its
+ * wiring (local/emulator/createRegistryClient.ts, useEmulatorHubEndpoint) before the product runs.
+ */
+export type LocalHubEndpoint = (connectionString: string, endpoint: { port: number | undefined; caFile: string | undefined }) => Registry;
+
+let localHubEndpoint: LocalHubEndpoint | undefined;
+
+/** Installs (or, with undefined, removes) how this process reaches a hub at a local endpoint. */
+export function useLocalHubEndpoint(build: LocalHubEndpoint | undefined): void {
+  localHubEndpoint = build;
+}
+
 /** The azure-iothub Registry the config names, or null when no hub is configured (resync and re-push disabled). */
 export function createIothubRegistry(hub: HubConfig, options: CreateTwinRegistryOptions = {}): Registry | null {
   switch (hub.kind) {
@@ -27,7 +39,11 @@ export function createIothubRegistry(hub: HubConfig, options: CreateTwinRegistry
         options.credential ?? new DefaultAzureCredential(hub.clientId ? { managedIdentityClientId: hub.clientId } : {}),
       );
     case "connectionString":
-      return hub.emulator ? emulatorRegistry(hub.connectionString, hub.emulator) : Registry.fromConnectionString(hub.connectionString);
+      if (hub.emulator === undefined) return Registry.fromConnectionString(hub.connectionString);
+      if (localHubEndpoint === undefined) {
+        throw new Error("IOTHUB_EMULATOR_PORT / IOTHUB_EMULATOR_CA_FILE are local settings: this process has not installed the local emulator's client (local/emulator useEmulatorHubEndpoint)");
+      }
+      return localHubEndpoint(hub.connectionString, hub.emulator);
   }
 }
 
@@ -56,26 +72,4 @@ export function createTwinQueries(
   const registry = createIothubRegistry(config.hub, options);
   if (registry === null) return null;
   return queryLimitedTwinQueries(iothubTwinRegistry(registry), options.bucket ?? queryLimiter(config.fleetSync.queriesPerMinute));
-}
-
-/**
- * The local emulator listens on a port of its own with a local CA. A connection string has no port
- * (the SDK passes `HostName` verbatim to https.request), so this builds the Registry through its public
- * constructor with a RestApiClient whose agent carries the port and CA (toolchain.md §3).
- */
-function emulatorRegistry(connectionString: string, emulator: { port: number | undefined; caFile: string | undefined }): Registry {
-  const { HostName: host, SharedAccessKeyName: keyName, SharedAccessKey: key } = ConnectionString.parse(connectionString);
-  if (!host || !keyName || !key) throw new Error("IOTHUB_CONNECTION_STRING needs HostName, SharedAccessKeyName and SharedAccessKey");
-  // A local, long-lived token (seconds since the epoch): the emulator process outlives no decade.
-  const expiry = Math.floor(Date.now() / 1000) + 10 * 365 * 24 * 3600;
-  const config = { host, sharedAccessSignature: SharedAccessSignature.create(host, keyName, key, expiry) };
-  const rest = new RestApiClient(config, "twin-reconciler");
-  const ca = emulator.caFile === undefined ? undefined : readFileSync(emulator.caFile, "utf8");
-  // https.Agent has defaultPort at run time (@types/node leaves it out): requests without a port use it.
-  const agent: Agent & { defaultPort?: number } = new Agent({ keepAlive: true, ...(ca === undefined ? {} : { ca }) });
-  if (emulator.port !== undefined) agent.defaultPort = emulator.port;
-  const registry = new Registry(config, rest);
-  // After the constructor: it installs a default agent of its own through the same setOptions.
-  rest.setOptions({ http: { agent }, ...(ca === undefined ? {} : { ca }) });
-  return registry;
 }

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { COMPARE_MODES, type CompareMode } from "../compliance/ComplianceState";
+import { COMPARE_MODES, type CompareMode } from "./compareMode";
 import { MAX_DURATION_MS, parseDuration } from "./parseDuration";
 
 /**

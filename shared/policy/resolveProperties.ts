@@ -1,6 +1,6 @@
 import { isJsonObject, type Json, type JsonObject } from "../twin/json";
 import { isSystemKey } from "../twin/paths";
-import type { CompareMode } from "../compliance/ComplianceState";
+import type { CompareMode } from "./compareMode";
 import type { Policy, PolicyRule } from "./Policy";
 
 /** One desired property as the policy sees it: where it is desired, where it is reported, how to compare. */

@@ -1,5 +1,6 @@
 import { z } from "zod";
-import { COMPLIANCE_STATES, COMPARE_MODES, type ComplianceState } from "../compliance/ComplianceState";
+import { COMPLIANCE_STATES, type ComplianceState } from "../compliance/ComplianceState";
+import { COMPARE_MODES } from "../policy/compareMode";
 import type { PropertyRecord, Transition } from "../compliance/PropertyRecord";
 import { summarizeDevice, type DeviceSummary } from "../compliance/summarizeDevice";
 import { createHash } from "node:crypto";

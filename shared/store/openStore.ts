@@ -5,7 +5,6 @@ import { azureFunctionsMarker, ConfigError, type Config } from "../config";
 import { redact } from "../redact";
 import type { Database } from "./Database";
 import { migrate } from "./migrate";
-import { openPglite } from "./openPglite";
 import { openPostgres } from "./openPostgres";
 
 /** The Entra ID scope of Azure Database for PostgreSQL (and MySQL) access tokens. */
@@ -53,6 +52,8 @@ export async function openStore(config: Pick<Config, "store">, options: OpenStor
         ]);
       }
       if (store.dataDir !== null) mkdirSync(store.dataDir, { recursive: true });
+      // Loaded here, never at start-up: PGlite is a devDependency, left out of the Azure package.
+      const { openPglite } = await import("./openPglite");
       db = await openPglite(store.dataDir ?? undefined);
       break;
     }

@@ -1,5 +1,6 @@
 import { z } from "zod";
-import { COMPLIANCE_STATES, COMPARE_MODES, emptyStateCounts, recordStateAt, worstState, type ComplianceState } from "../compliance/ComplianceState";
+import { COMPLIANCE_STATES, emptyStateCounts, recordStateAt, worstState, type ComplianceState } from "../compliance/ComplianceState";
+import { COMPARE_MODES } from "../policy/compareMode";
 import type { Json } from "../twin/json";
 import type { Queryable } from "./Database";
 

@@ -1,8 +1,8 @@
 import type { Attributes, Meter, ObservableGauge } from "@opentelemetry/api";
-import { complianceStates } from "../reports/complianceStates";
+import { COMPLIANCE_STATES } from "../compliance/ComplianceState";
 import { METRICS } from "./metricNames";
 import type { Metrics } from "./metrics";
-import type { StoreGauges } from "./readStoreGauges";
+import type { StoreGauges } from "./storeGauges";
 
 // Bucket boundaries per histogram (OpenTelemetry's defaults, 0…10 000, suit milliseconds, not these).
 const AGE_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600];
@@ -54,7 +54,7 @@ export function observeStoreGauges(meter: Meter, read: () => Promise<StoreGauges
     async (result) => {
       const gauges = await read();
       if (!gauges) return;
-      for (const state of complianceStates) {
+      for (const state of COMPLIANCE_STATES) {
         const attributes: Attributes = { state };
         result.observe(propertyRecords, gauges.propertyRecords[state], attributes);
         result.observe(devices, gauges.devices[state], attributes);

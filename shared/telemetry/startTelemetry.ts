@@ -7,7 +7,7 @@ import type * as AzureMonitor from "@azure/monitor-opentelemetry";
 import type { Queryable } from "../store/Database";
 import { setMetrics } from "./metrics";
 import { createOtelMetrics, observeStoreGauges } from "./otelMetrics";
-import { cachedReader, readStoreGauges, type StoreGauges } from "./readStoreGauges";
+import { cachedReader, type StoreGauges } from "./storeGauges";
 
 /**
  * Where the metrics go — decided once per process:
@@ -53,11 +53,14 @@ export function startTelemetry(env: Record<string, string | undefined> = process
   return started.telemetry;
 }
 
-/** The gauges read this store (the runtime's), or nothing once it is closed. */
-export function observeStore(db: Queryable | undefined): void {
+/**
+ * The gauges read this store (the runtime's) with `read` (shared/reports/readStoreGauges.ts: the
+ * reports read the store, telemetry only records), or nothing once it is closed.
+ */
+export function observeStore(db: Queryable | undefined, read: (db: Queryable) => Promise<StoreGauges>): void {
   if (db === observed) return;
   observed = db;
-  readGauges = db ? cachedReader(() => readStoreGauges(db), gaugeCacheMs) : undefined;
+  readGauges = db ? cachedReader(() => read(db), gaugeCacheMs) : undefined;
 }
 
 /** Stops telemetry (tests): metrics go back to no-ops, the next startTelemetry starts afresh. */

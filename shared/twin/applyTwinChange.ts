@@ -1,7 +1,7 @@
 import { isJsonObject, ownValue, type JsonObject } from "./json";
 import { mergePatch } from "./mergePatch";
 import type { Twin } from "./Twin";
-import type { TwinChangeEvent } from "../events/TwinChangeEvent";
+import type { TwinChangeEvent } from "./TwinChangeEvent";
 
 export type ApplyOutcome =
   /** The stored twin after the event; `gap` when the history before it is missing or incomplete. */

@@ -2,11 +2,11 @@ import { inspect } from "node:util";
 import { Twin as SdkTwin } from "azure-iothub";
 import type { Registry } from "azure-iothub";
 import { loadConfig } from "../../shared/config";
-import { createTwinRegistry } from "../../shared/hub/createTwinRegistry";
+import { createTwinRegistry, useLocalHubEndpoint } from "../../shared/hub/createTwinRegistry";
 import { iothubTwinRegistry, type RegistryTwinClient } from "../../shared/hub/iothubTwinRegistry";
 import { TokenBucket } from "../../shared/hub/TokenBucket";
 import { hubErrorKind, type TwinPatch } from "../../shared/hub/TwinRegistry";
-import { startEmulator, type Emulator } from "../../local/emulator";
+import { startEmulator, useEmulatorHubEndpoint, type Emulator } from "../../local/emulator";
 
 type SdkDevice = ConstructorParameters<typeof SdkTwin>[0];
 
@@ -118,6 +118,15 @@ describe("iothubTwinRegistry", () => {
 describe("createTwinRegistry", () => {
   it("returns no registry when no hub is configured", () => {
     expect(createTwinRegistry(loadConfig({}))).toBeNull();
+  });
+
+  it("refuses the emulator settings in a process that has not installed the local emulator's client", () => {
+    // shared/hub knows no emulator port or CA: local/ installs the one wiring (startEmulator does).
+    useLocalHubEndpoint(undefined);
+    const config = loadConfig({ IOTHUB_CONNECTION_STRING: "HostName=localhost;SharedAccessKeyName=iothubowner;SharedAccessKey=a2V5", IOTHUB_EMULATOR_PORT: "8443" });
+    expect(() => createTwinRegistry(config)).toThrow(/IOTHUB_EMULATOR_PORT/);
+    useEmulatorHubEndpoint();
+    expect(createTwinRegistry(config)).not.toBeNull();
   });
 
   describe("against the local IoT Hub emulator (port and CA from IOTHUB_EMULATOR_*)", () => {

@@ -2,7 +2,8 @@
  * What `npm run build && func azure functionapp publish <app>` deploys: host.json, the compiled
  * function files that package.json "main" points at, and what .funcignore leaves out.
  */
-import { readFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { loadConfig, settingNames } from "../../shared/config";
 
@@ -57,6 +58,41 @@ describe("package layout", () => {
   it(".funcignore keeps dist/, node_modules/, host.json, package.json and the SQL migrations", () => {
     const keeps = /^\/?(dist|node_modules)\/?$|^\*\.js$|^\*\.json$|^host\.json$|^package\.json$|\.sql$|^\/?shared\/?$/;
     expect(ignored.filter((pattern) => keeps.test(pattern))).toEqual([]);
+  });
+});
+
+describe("production dependencies", () => {
+  const pkg = readJson<{ dependencies: Record<string, string>; devDependencies: Record<string, string> }>("package.json");
+
+  it("leave out what only the embedded local default uses (PGlite, the emulator's AMQP server)", () => {
+    for (const name of ["@electric-sql/pglite", "rhea", "azure-iot-http-base"]) {
+      expect(pkg.dependencies).not.toHaveProperty([name]);
+      expect(pkg.devDependencies).toHaveProperty([name]);
+    }
+  });
+
+  it("suffice for the functions on an Azure instance: none loads PGlite, and the store refuses it there", () => {
+    // A fresh node process where @electric-sql/pglite cannot be resolved (as in the Azure package)
+    // loads every function module, then opens the default (PGlite) store as an Azure instance would.
+    const functions = readdirSync(path.join(root, "functions")).filter((f) => f.endsWith(".ts"));
+    const script = `
+      const Module = require("node:module");
+      const resolve = Module._resolveFilename;
+      Module._resolveFilename = function (request, ...rest) {
+        if (request.startsWith("@electric-sql/pglite")) throw Object.assign(new Error("no PGlite in this package"), { code: "MODULE_NOT_FOUND" });
+        return resolve.call(this, request, ...rest);
+      };
+      require("./local/register.js");
+      for (const f of ${JSON.stringify(functions)}) require("./functions/" + f);
+      const { openStore } = require("./shared/store/openStore");
+      const { loadConfig } = require("./shared/config");
+      openStore(loadConfig({}), { env: { WEBSITE_INSTANCE_ID: "i1" } }).then(
+        () => console.log("OPENED"),
+        (e) => console.log("REFUSED " + e.message),
+      );`;
+    const run = spawnSync(process.execPath, ["-e", script], { cwd: root, encoding: "utf8", timeout: 60_000 });
+    expect(run.stderr).not.toMatch(/PGlite|pglite/);
+    expect(run.stdout).toMatch(/^REFUSED [\s\S]*POSTGRES_HOST[\s\S]*never used in Azure/m);
   });
 });
 

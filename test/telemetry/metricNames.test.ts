@@ -1,4 +1,5 @@
 import type { Database } from "../../shared/store/Database";
+import { readStoreGauges } from "../../shared/reports/readStoreGauges";
 import { metrics } from "../../shared/telemetry/metrics";
 import { METRICS } from "../../shared/telemetry/metricNames";
 import { observeStore, startTelemetry, stopTelemetry, type Telemetry } from "../../shared/telemetry/startTelemetry";
@@ -32,11 +33,11 @@ describe.each(testDatabases)("metrics on $name", ({ open }) => {
     await db.query("INSERT INTO twins (device_id, module_id, version, resync_needed, updated_at) VALUES ('resync-me', '', 1, true, now())");
     await db.query("INSERT INTO dead_letters (received_at, reason, raw) VALUES (now(), 'test', '{}'), (now(), 'test 2', '{\"n\": 2}')");
     telemetry = startTelemetry({}, { gaugeCacheMs: 0 });
-    observeStore(db);
+    observeStore(db, readStoreGauges);
   });
 
   afterAll(async () => {
-    observeStore(undefined);
+    observeStore(undefined, readStoreGauges);
     await stopTelemetry();
     await db?.close();
   });

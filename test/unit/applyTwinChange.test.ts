@@ -1,7 +1,7 @@
 import { decodeTwinChanges } from "../../shared/events/decodeTwinChanges";
 import type { ReceivedEvent } from "../../shared/events/ReceivedEvent";
 import { toTriggerInput } from "../../local/host/toTriggerInput";
-import type { TwinChangeEvent } from "../../shared/events/TwinChangeEvent";
+import type { TwinChangeEvent } from "../../shared/twin/TwinChangeEvent";
 import { applyTwinChange } from "../../shared/twin/applyTwinChange";
 import type { Twin } from "../../shared/twin/Twin";
 import { FixtureTwin } from "../fixtures/twinEvents";

@@ -1,5 +1,5 @@
-import type { JsonObject } from "../twin/json";
-import type { Twin, TwinKey } from "../twin/Twin";
+import type { JsonObject } from "./json";
+import type { Twin, TwinKey } from "./Twin";
 
 /** A decoded, validated twin-change notification (route source `TwinChangeEvents`). */
 export interface TwinChangeEvent {
