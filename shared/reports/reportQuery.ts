@@ -35,7 +35,7 @@ export const propertyParam = storableParamText(
 ).meta({ description: "A desired property path (dot path).", examples: ["firmware.version"] });
 export const limitParam = z
   .string()
-  .regex(/^\d{1,4}$/, "must be an integer from 1 to 1000")
+  .regex(/^(?:[1-9]\d{0,2}|1000)$/, "must be an integer from 1 to 1000")
   .transform(Number)
   .pipe(z.number().int().min(1, "must be an integer from 1 to 1000").max(1000, "must be an integer from 1 to 1000"))
   .meta({ description: "Page size, an integer from 1 to 1000 (default 100).", examples: ["100"] });
