@@ -1,7 +1,5 @@
-import { z } from "zod";
 import { redact } from "../redact";
 import type { Database } from "../store/Database";
-import { cursorParam } from "./deviceCursor";
 import { dashboardPage } from "./dashboardPage";
 import { getComplianceSummary } from "./getComplianceSummary";
 import { getDeviceDetail } from "./getDeviceDetail";
@@ -9,7 +7,7 @@ import { listDevices } from "./listDevices";
 import { openApiDocument } from "./openApiDocument";
 import { queueRepushNow } from "../store/repushStore";
 import { conflictProblem, invalidParamsProblem, notFoundProblem, storeUnavailableProblem, type Problem } from "./Problem";
-import { filterSchemas, limitParam, parseQuery, resyncNeededParam, sinceParam, toFilters } from "./reportQuery";
+import { parseQuery, routeQueries, toFilters, twinIdParam } from "./reportQuery";
 import { streamDevicesCsv, toByteStream } from "./streamDevicesCsv";
 
 /** What a route needs from an HTTP request (the Functions `HttpRequest` has both). */
@@ -33,11 +31,8 @@ const noStore = { "cache-control": "no-store" };
 const json = (jsonBody: unknown, status = 200): ReportResponse => ({ status, headers: { ...noStore, "content-type": "application/json" }, jsonBody });
 const problem = (p: Problem): ReportResponse => ({ status: p.status, headers: { ...noStore, "content-type": "application/problem+json" }, jsonBody: p });
 
-/** IoT Hub device and module ids: up to 128 printable ASCII characters. */
-const twinId = z.string().min(1, "must not be empty").max(128, "must be at most 128 characters").regex(/^[\x21-\x7e]+$/, "must be printable ASCII without spaces");
-
 function pathParam(request: ReportRequest, name: string): { ok: true; value: string } | { ok: false; response: ReportResponse } {
-  const parsed = twinId.safeParse(request.params[name] ?? "");
+  const parsed = twinIdParam.safeParse(request.params[name] ?? "");
   if (parsed.success) return { ok: true, value: parsed.data };
   return { ok: false, response: problem(invalidParamsProblem([{ name, reason: parsed.error.issues[0]?.message ?? "is invalid" }])) };
 }
@@ -48,7 +43,7 @@ const twinName = (deviceId: string, moduleId: string | null) =>
 const routes = {
   /** GET compliance/summary */
   async summary(request, store) {
-    const q = parseQuery(request.query, { ...filterSchemas, since: sinceParam }, { tags: true });
+    const q = parseQuery(request.query, routeQueries.summary.params, routeQueries.summary);
     if (!q.ok) return problem(q.problem);
     const sinceSeconds = q.value.since;
     return json(await getComplianceSummary(await store(), toFilters(q.value), sinceSeconds === undefined ? {} : { sinceSeconds }));
@@ -56,7 +51,7 @@ const routes = {
 
   /** GET compliance/devices */
   async devices(request, store) {
-    const q = parseQuery(request.query, { ...filterSchemas, limit: limitParam, cursor: cursorParam, q: twinId, resyncNeeded: resyncNeededParam }, { tags: true });
+    const q = parseQuery(request.query, routeQueries.devices.params, routeQueries.devices);
     if (!q.ok) return problem(q.problem);
     return json(
       await listDevices(await store(), toFilters(q.value), {
@@ -72,7 +67,7 @@ const routes = {
   async deviceDetail(request, store) {
     const deviceId = pathParam(request, "deviceId");
     if (!deviceId.ok) return deviceId.response;
-    const q = parseQuery(request.query, { moduleId: twinId });
+    const q = parseQuery(request.query, routeQueries.deviceDetail.params, routeQueries.deviceDetail);
     if (!q.ok) return problem(q.problem);
     const moduleId = q.value.moduleId ?? null;
     const detail = await getDeviceDetail(await store(), deviceId.value, moduleId);
@@ -84,7 +79,7 @@ const routes = {
 
   /** GET compliance/devices.csv */
   async devicesCsv(request, store) {
-    const q = parseQuery(request.query, filterSchemas, { tags: true });
+    const q = parseQuery(request.query, routeQueries.devicesCsv.params, routeQueries.devicesCsv);
     if (!q.ok) return problem(q.problem);
     const db = await store();
     const stamp = new Date().toISOString().replace(/[:.]/g, "-");
@@ -104,7 +99,7 @@ const routes = {
   async repush(request, store) {
     const deviceId = pathParam(request, "deviceId");
     if (!deviceId.ok) return deviceId.response;
-    const q = parseQuery(request.query, { moduleId: twinId });
+    const q = parseQuery(request.query, routeQueries.repush.params, routeQueries.repush);
     if (!q.ok) return problem(q.problem);
     const key = { deviceId: deviceId.value, moduleId: q.value.moduleId ?? null };
     const db = await store();

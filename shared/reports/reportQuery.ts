@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { storableText } from "../twin/storableText";
+import { cursorParam } from "./deviceCursor";
 import { complianceStates, type ComplianceState } from "./complianceStates";
 import { invalidParamsProblem, type InvalidParam, type Problem } from "./Problem";
 
@@ -23,15 +24,21 @@ const printable = /^[^\p{Cc}]+$/u;
 export const storableParamText = (schema: z.ZodString) =>
   schema.refine(storableText, "must not contain NUL or an unpaired surrogate (invalid Unicode)");
 
-export const stateParam = z.enum(complianceStates);
+// Each parameter's `meta` (description, examples) is what shared/reports/openApiDocument.ts publishes
+// with the JSON Schema zod derives from it (io "input": the query string's text, before transforms).
+export const stateParam = z.enum(complianceStates).meta({
+  description: "With `property`: that property's state. Otherwise, on device lists the device's state, on property records the record's state.",
+  examples: ["stale"],
+});
 export const propertyParam = storableParamText(
   z.string().min(1, "must not be empty").max(512, "must be at most 512 characters").regex(printable, "must be a desired property path (printable characters)"),
-);
+).meta({ description: "A desired property path (dot path).", examples: ["firmware.version"] });
 export const limitParam = z
   .string()
-  .regex(/^\d{1,4}$/, "must be an integer from 1 to 1000")
+  .regex(/^(?:[1-9]\d{0,2}|1000)$/, "must be an integer from 1 to 1000")
   .transform(Number)
-  .pipe(z.number().int().min(1, "must be an integer from 1 to 1000").max(1000, "must be an integer from 1 to 1000"));
+  .pipe(z.number().int().min(1, "must be an integer from 1 to 1000").max(1000, "must be an integer from 1 to 1000"))
+  .meta({ description: "Page size, an integer from 1 to 1000 (default 100).", examples: ["100"] });
 const sinceUnits = { s: 1, m: 60, h: 3600, d: 86400 } as const;
 export const maxSinceSeconds = 90 * 86400;
 /** A look-back window such as `30m`, `24h`, `7d` (at most 90 days), as seconds. */
@@ -39,9 +46,13 @@ export const sinceParam = z
   .string()
   .regex(/^\d{1,7}[smhd]$/, "must be a duration such as 90s, 30m, 24h or 7d")
   .transform((s) => Number(s.slice(0, -1)) * sinceUnits[s.slice(-1) as keyof typeof sinceUnits])
-  .pipe(z.number().int().min(1, "must be at least 1s").max(maxSinceSeconds, "must be at most 90d"));
+  .pipe(z.number().int().min(1, "must be at least 1s").max(maxSinceSeconds, "must be at most 90d"))
+  .meta({ description: "Time-to-compliance window, e.g. 30m, 24h (default), 7d; at most 90d.", examples: ["24h"] });
 const tagSegment = storableParamText(z.string().min(1, "has an empty path segment").max(128, "has a path segment over 128 characters").regex(printable, "must be printable"));
-const tagValue = storableParamText(z.string().max(256, "must be at most 256 characters"));
+export const tagValue = storableParamText(z.string().max(256, "must be at most 256 characters")).meta({
+  description: `Any number of \`tag.<dot.path>=<value>\` (at most ${maxTagFilters}): the twin tag at that path equals the value (as a string, or as the number/boolean it spells).`,
+  examples: ["paris"],
+});
 
 type ParamSchemas = Record<string, z.ZodType<unknown, string>>;
 type Parsed<S extends ParamSchemas> = { [K in keyof S]?: z.output<S[K]> };
@@ -101,10 +112,38 @@ export function parseQuery<S extends ParamSchemas>(
 }
 
 /** `resyncNeeded=true|false`: twins flagged (or not) for the resync queue (device list). */
-export const resyncNeededParam = z.enum(["true", "false"], "must be true or false").transform((v) => v === "true");
+export const resyncNeededParam = z
+  .enum(["true", "false"], "must be true or false")
+  .transform((v) => v === "true")
+  .meta({ description: "Only twins flagged (true) or not flagged (false) for the resync queue.", examples: ["true"] });
+
+/** IoT Hub device and module ids: up to 128 printable ASCII characters. */
+export const twinIdParam = z.string().min(1, "must not be empty").max(128, "must be at most 128 characters").regex(/^[\x21-\x7e]+$/, "must be printable ASCII without spaces");
+const moduleIdParam = twinIdParam.meta({ description: "For a module twin.", examples: ["m1"] });
 
 /** The filters shared by summary, device list and CSV export. */
 export const filterSchemas = { state: stateParam, property: propertyParam };
+
+/**
+ * The query parameters of each compliance route: what complianceRoutes.ts validates and what
+ * openApiDocument.ts documents (`tags`: the route also takes `tag.<path>` filters).
+ */
+export const routeQueries = {
+  summary: { params: { ...filterSchemas, since: sinceParam }, tags: true },
+  devices: {
+    params: {
+      ...filterSchemas,
+      limit: limitParam,
+      cursor: cursorParam.meta({ description: "`nextCursor` of the previous page." }),
+      q: twinIdParam.meta({ description: "Device id prefix.", examples: ["dev-"] }),
+      resyncNeeded: resyncNeededParam,
+    },
+    tags: true,
+  },
+  devicesCsv: { params: filterSchemas, tags: true },
+  deviceDetail: { params: { moduleId: moduleIdParam }, tags: false },
+  repush: { params: { moduleId: moduleIdParam }, tags: false },
+} as const satisfies Record<string, { params: ParamSchemas; tags: boolean }>;
 
 export function toFilters(value: { state?: ComplianceState; property?: string; tags: TagFilter[] }): ReportFilters {
   return {

@@ -1,24 +1,51 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import Ajv2020, { type ErrorObject } from "ajv/dist/2020";
+import "../../functions/metricsApi";
 import { startLocalHost, type LocalHost } from "../../local/host/startLocalHost";
 import { openApiDocument } from "../../shared/reports/openApiDocument";
 import { useStore } from "../../shared/reports/getStore";
 import { seedComplianceFleet } from "./complianceFixture";
 import { invokeComplianceApi, registeredRoutes } from "./invokeComplianceApi";
-import { validateJsonSchema } from "./jsonSchema";
+import { responseSchemas } from "../../shared/reports/responseSchemas";
 import { reportStores, type TestStore } from "./reportStores";
 import { failingStore } from "../support/failingStore";
 
+interface DocumentedParameter {
+  name: string;
+  in: "query" | "path";
+  schema: { examples?: string[] } & Record<string, unknown>;
+}
 interface DocumentedResponse {
   content?: Record<string, { schema: Record<string, unknown> }>;
   headers?: Record<string, { required?: boolean; schema: Record<string, unknown> }>;
 }
 type Doc = {
-  paths: Record<string, Record<string, { responses: Record<string, DocumentedResponse> }>>;
+  paths: Record<string, Record<string, { parameters?: DocumentedParameter[]; responses: Record<string, DocumentedResponse> }>>;
   components: { responses: Record<string, DocumentedResponse> };
 };
-const doc = openApiDocument as unknown as Doc & Record<string, unknown>;
+// The document as a client receives it (JSON), not the module's object.
+const doc = JSON.parse(JSON.stringify(openApiDocument)) as Doc & Record<string, unknown>;
+
+/**
+ * ajv (JSON Schema 2020-12, strict: an unknown keyword is an error) over the document's schemas. A
+ * schema is validated inside a copy of the document's `components`, so its `#/components/schemas/…`
+ * references resolve as a client resolves them. ajv-formats is not installed: `date-time` is the
+ * RFC 3339 shape checked here.
+ */
+const ajv = new Ajv2020({ strict: true, allErrors: true });
+ajv.addKeyword("components");
+ajv.addFormat("date-time", /^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d+)?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)$/);
+const validators = new Map<Record<string, unknown>, ReturnType<typeof ajv.compile>>();
+function schemaErrors(value: unknown, schema: Record<string, unknown>): string[] {
+  let validate = validators.get(schema);
+  if (!validate) {
+    validate = ajv.compile({ ...schema, components: doc.components });
+    validators.set(schema, validate);
+  }
+  return validate(value) ? [] : (validate.errors ?? []).map((e: ErrorObject) => `${e.instancePath || "/"} ${e.message ?? e.keyword}`);
+}
 
 /** Every route called with a good and the bad inputs it documents: [method, url, documented path, expected status]. */
 const calls: [string, string, string, number][] = [
@@ -42,6 +69,7 @@ const calls: [string, string, string, number][] = [
   ["POST", "/api/compliance/devices/dev-a/repush?x=1", "/compliance/devices/{deviceId}/repush", 400],
   ["GET", "/api/openapi.json", "/openapi.json", 200],
   ["GET", "/api/dashboard", "/dashboard", 200],
+  ["GET", "/api/metrics", "/metrics", 200],
 ];
 
 const cursorOf = (json: string) => Buffer.from(json).toString("base64url");
@@ -134,11 +162,14 @@ async function checkResponse(response: Response, documented: DocumentedResponse)
       continue;
     }
     const typed = header.schema.type === "integer" && /^-?\d+$/.test(value) ? Number(value) : value;
-    expect({ header: name, errors: validateJsonSchema(typed, header.schema, doc) }).toEqual({ header: name, errors: [] });
+    expect({ header: name, errors: schemaErrors(typed, header.schema) }).toEqual({ header: name, errors: [] });
   }
   const text = await response.text();
   const body: unknown = contentType.endsWith("json") ? JSON.parse(text) : text;
-  expect(validateJsonSchema(body, media!.schema, doc)).toEqual([]);
+  expect(schemaErrors(body, media!.schema)).toEqual([]);
+  // The same body parsed by the zod schema the document's component was generated from.
+  const component = /^#\/components\/schemas\/(\w+)$/.exec(String(media!.schema.$ref ?? ""))?.[1];
+  if (component) expect(responseSchemas[component as keyof typeof responseSchemas].safeParse(body).error?.issues ?? []).toEqual([]);
   return body;
 }
 
@@ -214,11 +245,80 @@ describe.each(reportStores())("OpenAPI document on %s", (_name, openStore) => {
   it("rejects a body that breaks the schema (the check has teeth)", () => {
     const schema = { $ref: "#/components/schemas/DeviceList" };
     const item = { deviceId: "a", moduleId: null, state: "green", stateSince: "x", counts: {}, resyncNeededSince: null };
-    expect(validateJsonSchema({ items: [item], nextCursor: null, extra: 1 }, schema, doc)).toEqual([
-      "$.items[0].state: \"green\" is not one of [\"compliant\",\"pending\",\"drifted\",\"stale\",\"failed\",\"escalated\"]",
-      "$.items[0].stateSince: not a date-time",
-      "$: unexpected property 'extra'",
-    ]);
+    const errors = schemaErrors({ items: [item], nextCursor: null, extra: 1 }, schema);
+    expect(errors).toEqual(
+      expect.arrayContaining([
+        "/items/0/state must be equal to one of the allowed values",
+        '/items/0/stateSince must match format "date-time"',
+        "/ must NOT have additional properties",
+      ]),
+    );
+    expect(schemaErrors({ items: [{ ...item, state: "failed", stateSince: "2026-01-01T00:00:00.000Z" }], nextCursor: null }, schema)).toEqual([]);
+  });
+
+  // Each documented query parameter with its documented example (a cursor: one the API issued) is
+  // taken by the route: not a 400.
+  const documentedQueryParams = () =>
+    Object.entries(doc.paths).flatMap(([p, ops]) =>
+      Object.entries(ops).flatMap(([m, op]) => (op.parameters ?? []).filter((q) => q.in === "query").map((q) => [m.toUpperCase(), p, q] as const)),
+    );
+  const concrete = (documentedPath: string) => `/api${documentedPath.replace("{deviceId}", "dev-e")}`;
+
+  it("documents an example for every query parameter the route accepts, and each example fits its schema", () => {
+    for (const [, , q] of documentedQueryParams()) {
+      if (q.name === "cursor") continue;
+      expect({ name: q.name, examples: q.schema.examples?.length ?? 0 }).toEqual({ name: q.name, examples: 1 });
+      expect({ name: q.name, errors: schemaErrors(q.schema.examples![0], q.schema) }).toEqual({ name: q.name, errors: [] });
+    }
+  });
+
+  it("accepts every documented query parameter (its example) on its route", async () => {
+    const page = (await (await invokeComplianceApi("GET", "/api/compliance/devices?limit=1")).json()) as { nextCursor: string };
+    const answers = [];
+    for (const [method, documentedPath, q] of documentedQueryParams()) {
+      const value = q.name === "cursor" ? page.nextCursor : q.schema.examples![0]!;
+      const name = q.name === "tag.*" ? "tag.site" : q.name;
+      const url = `${concrete(documentedPath)}?${new URLSearchParams({ [name]: value })}`;
+      const response = await invokeComplianceApi(method, url);
+      answers.push({ method, url, rejected: response.status === 400 ? await response.text() : false });
+    }
+    expect(answers.filter((a) => a.rejected)).toEqual([]);
+  });
+
+  /**
+   * Bad values the routes reject that the document's parameter schema cannot say (zod refinements and
+   * transforms have no JSON Schema): the cursor's content, `since` over 90 days, text PostgreSQL cannot
+   * hold in a tag (a NUL), and limits on the tag path (it is in the name, not the value).
+   */
+  const beyondSchema = [/[?&]cursor=/, /since=91d/, /tag\.site=%00/, /tag\.si%00te=/, /tag\.x{129}=/, /tag\.a\.b\.c/, /tag\.t10=/, /state=failed&state=failed/, /nope=1/, /x{300}=1/, /devices\/dev-d\?state=failed/, /repush\?x=1/];
+
+  it("documents each parameter's schema at least as strict as the route (every bad value the route rejects, the schema rejects)", () => {
+    const accepted = [];
+    for (const [method, url, documentedPath, name] of badParams) {
+      if (beyondSchema.some((r) => r.test(url))) continue;
+      const parameter = doc.paths[documentedPath]![method.toLowerCase()]!.parameters!.find((q) => q.name === (name.startsWith("tag.") ? "tag.*" : name));
+      expect({ url, documented: parameter !== undefined }).toEqual({ url, documented: true });
+      const full = new URL(url, "http://localhost");
+      const raw = parameter!.in === "path" ? decodeURIComponent(full.pathname.split("/")[4]!) : full.searchParams.get(name)!;
+      if (schemaErrors(raw, parameter!.schema).length === 0) accepted.push(url);
+    }
+    expect(accepted).toEqual([]);
+  });
+
+  it("documents every query parameter each route accepts", async () => {
+    const mismatches = [];
+    for (const [documentedPath, ops] of Object.entries(doc.paths)) {
+      for (const [m, op] of Object.entries(ops)) {
+        const response = await invokeComplianceApi(m.toUpperCase(), `${concrete(documentedPath)}?undocumented-x=1`);
+        // A route that validates its query names the parameters it takes when given an unknown one.
+        const body = response.status === 400 ? ((await response.json()) as { "invalid-params": { name: string; reason: string }[] }) : undefined;
+        const reason = body?.["invalid-params"].find((i) => i.name === "undocumented-x")?.reason ?? "";
+        const accepted = (/\(expected (.*)\)$/.exec(reason)?.[1]?.split(", ") ?? []).map((n) => (n === "tag.<path>" ? "tag.*" : n)).sort();
+        const documented = (op.parameters ?? []).filter((q) => q.in === "query").map((q) => q.name).sort();
+        if (JSON.stringify(accepted) !== JSON.stringify(documented)) mismatches.push({ operation: `${m} ${documentedPath}`, accepted, documented });
+      }
+    }
+    expect(mismatches).toEqual([]);
   });
 });
 
@@ -245,7 +345,7 @@ describe("OpenAPI document on the local host", () => {
   let host: LocalHost;
   const rootDir = mkdtempSync(path.join(tmpdir(), "openapi-host-"));
   beforeAll(async () => {
-    host = await startLocalHost({ modules: [path.join(__dirname, "..", "..", "functions", "complianceApi.ts")], rootDir, port: 0, scheduleTimers: false, log: () => undefined });
+    host = await startLocalHost({ modules: ["complianceApi.ts", "metricsApi.ts"].map((f) => path.join(__dirname, "..", "..", "functions", f)), rootDir, port: 0, scheduleTimers: false, log: () => undefined });
   });
   afterAll(async () => {
     await host?.stop();
