@@ -3,6 +3,7 @@ import { hubTimestamp, type Clock } from "./Clock";
 import { checkTwinLimits } from "./checkTwinLimits";
 import { hubErrors } from "./IotHubError";
 import {
+  bumpSectionVersion,
   emptySection,
   mergeIntoSection,
   metadataForPatch,
@@ -212,7 +213,11 @@ export class DeviceRegistry {
     const tagsPatch = patch.tags;
     const nowMs = this.options.clock.now();
     const now = hubTimestamp(nowMs);
-    const desired = desiredPatch === undefined ? record.desired : mergeIntoSection(record.desired, desiredPatch, now, true);
+    // IoT Hub bumps the desired `$version` on a tags update too, even when no desired property
+    // changes (iothub-facts §1 "Tags update": 3 → 4; MicrosoftDocs/azure-docs#36255). One PATCH
+    // carrying both bumps it once.
+    const desired =
+      desiredPatch !== undefined ? mergeIntoSection(record.desired, desiredPatch, now, true) : tagsPatch !== undefined ? bumpSectionVersion(record.desired) : record.desired;
     const tags = tagsPatch === undefined ? record.tags : mergeIntoSection(sectionOfTags(record.tags), tagsPatch, now, false).values;
     if (desiredPatch !== undefined) checkTwinLimits("desired", desiredPatch, desired.values);
     if (tagsPatch !== undefined) checkTwinLimits("tags", tagsPatch, tags);
@@ -225,6 +230,10 @@ export class DeviceRegistry {
     if (tagsPatch !== undefined) body.tags = structuredClone(tagsPatch);
     if (desiredPatch !== undefined) {
       body.properties = { desired: sectionPatchJson(desired, desiredPatch) };
+    } else {
+      // The routed body of a tags update carries the desired section with its new `$version` (XMI's
+      // capture shows the section); only `$version` here, since no desired value or metadata changed.
+      body.properties = { desired: { $version: desired.version } };
     }
     this.options.onTwinChange?.({ ...address, generationId: record.identity.generationId, opType: "updateTwin", timestampMs: nowMs, body });
     if (desiredPatch !== undefined) {

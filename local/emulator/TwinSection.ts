@@ -44,6 +44,11 @@ export function mergeIntoSection(section: TwinSection, patch: JsonObject, lastUp
   return { values, metadata, version };
 }
 
+/** The same values and metadata at the next `$version` (a tags update bumps the desired section so). */
+export function bumpSectionVersion(section: TwinSection): TwinSection {
+  return { values: cloneObject(section.values), metadata: cloneMetadata(section.metadata), version: section.version + 1 };
+}
+
 /** Replaces the whole section (PUT semantics): every key is stamped anew; `null` values are dropped. */
 export function replaceSection(section: TwinSection, replacement: JsonObject, lastUpdated: string, withVersion: boolean): TwinSection {
   const version = section.version + 1;

@@ -56,7 +56,8 @@ describe("versions and etags", () => {
   const steps: Array<{ name: string; apply: (r: DeviceRegistry) => void; version: number; desired: number; reported: number }> = [
     { name: "desired update", apply: (r) => r.updateTwin("d1", { properties: { desired: { a: 1 } } }), version: 3, desired: 2, reported: 1 },
     { name: "reported update", apply: (r) => r.updateReported("d1", { a: 1 }), version: 3, desired: 1, reported: 2 },
-    { name: "tags update", apply: (r) => r.updateTwin("d1", { tags: { site: "x" } }), version: 3, desired: 1, reported: 1 },
+    { name: "tags update (bumps desired $version too, iothub-facts §1)", apply: (r) => r.updateTwin("d1", { tags: { site: "x" } }), version: 3, desired: 2, reported: 1 },
+    { name: "two tags updates", apply: (r) => { r.updateTwin("d1", { tags: { site: "x" } }); r.updateTwin("d1", { tags: { site: "y" } }); }, version: 4, desired: 3, reported: 1 },
     { name: "tags and desired in one patch", apply: (r) => r.updateTwin("d1", { tags: { s: 1 }, properties: { desired: { a: 1 } } }), version: 3, desired: 2, reported: 1 },
     { name: "replace", apply: (r) => r.replaceTwin("d1", { properties: { desired: { a: 1 } } }), version: 3, desired: 2, reported: 1 },
     { name: "identical desired value again", apply: (r) => { r.updateTwin("d1", { properties: { desired: { a: 1 } } }); r.updateTwin("d1", { properties: { desired: { a: 1 } } }); }, version: 4, desired: 3, reported: 1 },
@@ -178,11 +179,14 @@ describe("twin changes and desired notifications", () => {
     expect(notifications[1]).toEqual({ o: { y: 2 }, gone: null, $version: 3 });
   });
 
-  test("a tags patch carries tags and no desired section", () => {
+  test("a tags patch carries tags and the desired section's new $version only; desired values and metadata are unchanged", () => {
     const { registry, changes, notifications } = setup();
+    registry.updateTwin("d1", { properties: { desired: { a: 1 } } });
+    const before = desiredOf(registry.getTwin("d1"));
     registry.updateTwin("d1", { tags: { site: "north" } });
-    expect(changes[0]!.body).toEqual({ version: 3, tags: { site: "north" } });
-    expect(notifications).toHaveLength(0);
+    expect(changes[1]!.body).toEqual({ version: 4, tags: { site: "north" }, properties: { desired: { $version: 3 } } });
+    expect(desiredOf(registry.getTwin("d1"))).toEqual({ ...before, $version: 3 });
+    expect(notifications).toHaveLength(1);
   });
 
   test("a replace carries whole sections with deviceId, etag and version", () => {

@@ -121,6 +121,8 @@ test("a replica built from a coalesced stream equals the hub's twin, over random
     const { replica, events } = desiredReplica(h, deviceId);
     combined += 7 - events;
     expect({ deviceId, desired: canonicalJson(replica) }).toEqual({ deviceId, desired: canonicalJson(desiredOf(h, deviceId)) });
+    const { metadata } = desiredReplicaWithMetadata(h, deviceId);
+    expect({ deviceId, metadata: canonicalWithMetadata(metadata) }).toEqual({ deviceId, metadata: canonicalWithMetadata((desiredOf(h, deviceId) as Obj).$metadata) });
   }
   expect(prototypeIsClean()).toBe(true);
   // Coalescing happened, and was refused where it would have been wrong.
@@ -128,3 +130,75 @@ test("a replica built from a coalesced stream equals the hub's twin, over random
   expect(combined).toBeGreaterThan(150);
   expect(combined).toBeLessThan(150 * 5);
 });
+
+// The replica's `$metadata`, built the way a careful consumer does from each body: the section stamp
+// from the body, a deleted key loses its metadata, a value or array takes the body's metadata whole,
+// an object merges into the metadata of the object it merges into (or starts anew).
+function applyMetadata(values: Obj, meta: Obj, patch: Obj, patchMeta: Obj): void {
+  for (const key of Object.keys(patchMeta)) if (key.startsWith("$")) define(meta, key, patchMeta[key]);
+  for (const key of Object.keys(patch)) {
+    if (key.startsWith("$")) continue;
+    const value = patch[key];
+    const pm = Object.hasOwn(patchMeta, key) ? patchMeta[key] : undefined;
+    const before = Object.hasOwn(values, key) ? values[key] : undefined;
+    if (value === null) {
+      delete meta[key];
+      delete values[key];
+    } else if (isObj(value)) {
+      const child: Obj = isObj(before) ? before : {};
+      const existing = Object.hasOwn(meta, key) ? meta[key] : undefined;
+      const childMeta: Obj = isObj(before) && isObj(existing) ? existing : {};
+      applyMetadata(child, childMeta, value, isObj(pm) ? pm : {});
+      define(values, key, child);
+      define(meta, key, childMeta);
+    } else {
+      define(values, key, structuredClone(value));
+      if (pm === undefined) delete meta[key];
+      else define(meta, key, structuredClone(pm));
+    }
+  }
+}
+
+test("a null followed by a change that does not mention the key coalesces to null, and the coalesced $metadata matches the hub's", () => {
+  const clock = createManualClock(at);
+  const h = new IotHub({ clock, partitionCount: 1, faults: { coalesceProbability: 1 } });
+  h.registry.createDevice("d");
+  h.registry.updateTwin("d", { properties: { desired: { o: { w: 1 }, g: 1, k: 1 } } });
+  h.events.read("0", 0, 10);
+  clock.advance(1000);
+  h.registry.updateTwin("d", { properties: { desired: { o: null, g: null } } });
+  clock.advance(1000);
+  h.registry.updateTwin("d", { properties: { desired: { k: 2, n: { x: 1 } } } });
+  const events = h.events.read("0", 2, 10);
+  expect(events).toHaveLength(1);
+  const desired = (events[0]!.body as { properties: { desired: Obj } }).properties.desired;
+  expect(desired.o).toBeNull();
+  expect(desired.g).toBeNull();
+  const meta = desired.$metadata as Obj;
+  expect(Object.hasOwn(meta, "o") || Object.hasOwn(meta, "g")).toBe(false);
+  expect(Object.keys(meta).sort()).toEqual(["$lastUpdated", "$lastUpdatedVersion", "k", "n"]);
+  const { metadata } = desiredReplicaWithMetadata(h, "d");
+  expect(canonicalWithMetadata(metadata)).toBe(canonicalWithMetadata((desiredOf(h, "d") as Obj).$metadata));
+});
+
+function desiredReplicaWithMetadata(h: IotHub, deviceId: string): { values: Obj; metadata: Obj } {
+  const values: Obj = {};
+  const metadata: Obj = {};
+  for (const event of h.events.read(h.events.partitionOf(deviceId), 0, 10_000).filter((e) => e.properties.deviceId === deviceId)) {
+    const desired = (event.body as { properties?: { desired?: Obj } }).properties?.desired;
+    if (desired !== undefined) applyMetadata(values, metadata, desired, isObj(desired.$metadata) ? desired.$metadata : {});
+  }
+  return { values, metadata };
+}
+
+/** JSON with keys sorted at every level, `$` keys kept. */
+function canonicalWithMetadata(value: unknown): string {
+  const sort = (v: unknown): unknown => {
+    if (Array.isArray(v)) return v.map(sort);
+    if (!isObj(v)) return v;
+    const out: Obj = Object.create(null) as Obj;
+    for (const key of Object.keys(v).sort()) define(out, key, sort(v[key]));
+    return out;
+  };
+  return JSON.stringify(sort(value));
+}

@@ -33,7 +33,7 @@ test("getTwin returns the twin with etag, versions and metadata", async () => {
   expect(typeof twin.etag).toBe("string");
   expect(twin.tags).toEqual({ site: "north" });
   const desired = twin.properties.desired as Record<string, unknown>;
-  expect(desired.$version).toBe(1);
+  expect(desired.$version).toBe(2); // 1 at creation, +1 by the tags update (iothub-facts §1)
   expect(desired.$metadata).toEqual(expect.objectContaining({ $lastUpdated: expect.any(String) }));
 });
 

@@ -1,6 +1,8 @@
 import type { JsonObject } from "../../shared/twin/json";
 import { startEmulator, type Emulator } from "../../local/emulator";
-import { canonicalJson, prototypeIsClean, twinMergeCases } from "../fixtures/twinMergeCases";
+import { createManualClock, hubTimestamp } from "../../local/emulator/Clock";
+import { IotHub } from "../../local/emulator/IotHub";
+import { atTimes, canonicalJson, canonicalSection, newSection, prototypeIsClean, twinMergeCases, twinSectionCases } from "../fixtures/twinMergeCases";
 
 // The shared table of merge cases (hostile keys included) against the emulator, the project's
 // independent model of IoT Hub: through its in-process API and through the unmodified azure-iothub
@@ -58,4 +60,31 @@ test("the twin-change event of a __proto__ patch carries the key and its metadat
   expect(JSON.stringify(desired.__proto__)).toBe('{"a":1}');
   expect(Object.keys(desired.$metadata as object)).toContain("__proto__");
   expect(prototypeIsClean()).toBe(true);
+});
+
+describe("the shared table of whole sections ($metadata, $version): the emulator driven by each step", () => {
+  test.each(twinSectionCases.map((c, i) => [c.name, c, i] as const))("%s", (_name, c, i) => {
+    const t0 = Date.UTC(2026, 0, 1);
+    const clock = createManualClock(t0);
+    const hub = new IotHub({ clock, partitionCount: 1, throttling: "off" });
+    const stamp = (step: number): string => hubTimestamp(t0 + step * 1000);
+    const deviceId = `section-${i}`;
+    hub.registry.createDevice(deviceId);
+    const sectionOf = (twin: JsonObject): unknown => (twin.properties as Record<string, unknown>)[c.section];
+    expect(canonicalSection(sectionOf(hub.registry.getTwin(deviceId)))).toBe(canonicalSection(JSON.parse(atTimes(newSection, stamp))));
+    hub.events.read("0", 0, 100);
+    c.steps.forEach((step, s) => {
+      clock.set(t0 + (s + 1) * 1000);
+      const patch = parse(step.patch);
+      if (step.tags) hub.registry.updateTwin(deviceId, { tags: patch });
+      else if (c.section === "desired") hub.registry.updateTwin(deviceId, { properties: { desired: patch } });
+      else hub.registry.updateReported(deviceId, patch);
+      const events = hub.events.read("0", s + 1, 100);
+      expect(events).toHaveLength(1);
+      const routed = (events[0]!.body as { properties: Record<string, unknown> }).properties[c.section];
+      expect({ step: s + 1, event: canonicalSection(routed) }).toEqual({ step: s + 1, event: canonicalSection(JSON.parse(atTimes(step.event, stamp))) });
+    });
+    expect(canonicalSection(sectionOf(hub.registry.getTwin(deviceId)))).toBe(canonicalSection(JSON.parse(atTimes(c.expected, stamp))));
+    expect(prototypeIsClean()).toBe(true);
+  });
 });

@@ -1,6 +1,6 @@
 import type { JsonObject } from "../../shared/twin/json";
 import { mergePatch } from "../../shared/twin/mergePatch";
-import { canonicalJson, prototypeIsClean, twinMergeCases } from "../fixtures/twinMergeCases";
+import { atTimes, canonicalJson, canonicalSection, newSection, prototypeIsClean, twinMergeCases, twinSectionCases, type TwinSectionCase } from "../fixtures/twinMergeCases";
 
 describe("mergePatch", () => {
   const cases: Array<[string, object, object, object]> = [
@@ -51,4 +51,18 @@ describe("mergePatch on the shared table of twin merge cases", () => {
     const result = mergePatch(target, JSON.parse('{"__proto__":{"b":1},"$metadata":{"__proto__":{"b":{"$lastUpdated":"t2"}}}}') as JsonObject);
     expect(JSON.stringify(result)).toBe('{"$metadata":{"__proto__":{"a":{"$lastUpdated":"t1"},"b":{"$lastUpdated":"t2"}}},"__proto__":{"b":1}}');
   });
+});
+
+describe("mergePatch on the shared table of whole sections ($metadata, $version), applying each step's hand-written event", () => {
+  const stamp = (i: number): string => `2026-01-01T00:00:0${i}.0000000Z`;
+  const run = (c: TwinSectionCase): void => {
+    let section = JSON.parse(atTimes(newSection, stamp)) as JsonObject;
+    for (const step of c.steps) section = mergePatch(section, JSON.parse(atTimes(step.event, stamp)) as JsonObject);
+    expect(canonicalSection(section)).toBe(canonicalSection(JSON.parse(atTimes(c.expected, stamp))));
+    expect(prototypeIsClean()).toBe(true);
+  };
+  const agreed = twinSectionCases.filter((c) => c.differs === undefined);
+  const differing = twinSectionCases.filter((c) => c.differs !== undefined);
+  test.each(agreed.map((c) => [c.name, c] as const))("%s", (_name, c) => run(c));
+  if (differing.length > 0) test.failing.each(differing.map((c) => [c.name, c] as const))("%s (differs: see the case)", (_name, c) => run(c));
 });
