@@ -3,11 +3,14 @@ import { storableJson, type DeadLetter } from "../../shared/events/decodeTwinCha
 import type { ReceivedEvent } from "../../shared/events/ReceivedEvent";
 import { toTriggerInput } from "../host/toTriggerInput";
 import type { Policy } from "../../shared/policy/Policy";
+import { readFleetReport, type FleetDevice } from "../../shared/reports/readFleetReport";
+import type { StateCounts } from "../../shared/reports/complianceStates";
 import { reconcileTwinChanges } from "../../shared/reconcile";
 import type { Database } from "../../shared/store/Database";
 import { writeBatch } from "../../shared/store/complianceStore";
-import { readSnapshot, type Snapshot } from "../../shared/store/readSnapshot";
 import type { JsonObject } from "../../shared/twin/json";
+import type { ComplianceState } from "../../shared/compliance/ComplianceState";
+import type { JsonValue } from "../../shared/reports/jsonValue";
 import { readLines } from "./readLines";
 
 /**
@@ -27,14 +30,34 @@ const lineSchema = z.object({
   partitionId: z.union([z.string(), z.number()]).default("0"),
 });
 
+/** A twin as replay prints it: the report API's device and records, fewer fields. */
+export interface ReplayDevice {
+  deviceId: string;
+  moduleId: string | null;
+  state: ComplianceState;
+  resyncNeeded: boolean;
+  properties: Array<{
+    path: string;
+    reportedPath: string;
+    compare: string;
+    state: ComplianceState;
+    desired: JsonValue;
+    reported: JsonValue;
+    desiredVersion: number;
+    desiredSince: string;
+    stateSince: string;
+  }>;
+}
+
 export interface ReplayReport {
   summary: {
     devices: number;
     properties: number;
-    byState: Snapshot["byState"];
+    /** Property records by state. */
+    byState: StateCounts;
     events: { applied: number; duplicates: number; ignored: number; deadLettered: number };
   };
-  devices: Snapshot["devices"];
+  devices: ReplayDevice[];
   deadLetters: Array<{ line: number; reason: string }>;
 }
 
@@ -117,12 +140,32 @@ export async function replayFile(file: string, options: ReplayOptions): Promise<
   }
   await flush();
 
-  const snapshot = await readSnapshot(options.db, options.now ?? new Date().toISOString());
+  const fleet = await readFleetReport(options.db, { now: options.now === undefined ? new Date() : new Date(options.now) });
   deadLetters.sort((a, b) => a.line - b.line);
   return {
-    summary: { devices: snapshot.devices.length, properties: snapshot.properties, byState: snapshot.byState, events },
-    devices: snapshot.devices,
+    summary: { devices: fleet.summary.devices, properties: fleet.summary.properties, byState: fleet.summary.propertiesByState, events },
+    devices: fleet.devices.map(toReplayDevice),
     deadLetters,
+  };
+}
+
+export function toReplayDevice(device: FleetDevice): ReplayDevice {
+  return {
+    deviceId: device.deviceId,
+    moduleId: device.moduleId,
+    state: device.state,
+    resyncNeeded: device.resyncNeededSince !== null,
+    properties: device.properties.map((p) => ({
+      path: p.path,
+      reportedPath: p.reportedPath,
+      compare: p.compare,
+      state: p.state,
+      desired: p.desired,
+      reported: p.reported,
+      desiredVersion: p.desiredVersion,
+      desiredSince: p.desiredSince,
+      stateSince: p.stateSince,
+    })),
   };
 }
 

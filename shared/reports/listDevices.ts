@@ -1,5 +1,6 @@
 import { z } from "zod";
 import type { Queryable } from "../store/Database";
+import { isoTime, isoTimeSql } from "../store/isoTime";
 import {
   complianceStates,
   effectiveDeviceSinceSql,
@@ -43,9 +44,9 @@ const row = z.object({
   device_id: z.string(),
   module_id: z.string(),
   state: z.enum(complianceStates),
-  state_since: z.coerce.date(),
+  state_since: isoTime,
   counts: z.partialRecord(z.enum(complianceStates), z.coerce.number()).nullable(),
-  resync_since: z.coerce.date().nullable(),
+  resync_since: isoTime.nullable(),
 });
 
 /**
@@ -62,13 +63,13 @@ export async function listDevices(db: Queryable, filters: ReportFilters, options
   if (options.deviceIdPrefix) where.push(`starts_with(d.device_id, ${params.add(options.deviceIdPrefix)})`);
   if (options.resyncNeeded !== undefined) where.push(`${options.resyncNeeded ? "" : "NOT "}coalesce(t.resync_needed, false)`);
   const { rows } = await db.query(
-    `SELECT d.device_id, d.module_id, ${effectiveDeviceStateSql("d", nowSql)} AS state, ${effectiveDeviceSinceSql("d", nowSql)} AS state_since,
+    `SELECT d.device_id, d.module_id, ${effectiveDeviceStateSql("d", nowSql)} AS state, ${isoTimeSql(effectiveDeviceSinceSql("d", nowSql))} AS state_since,
             (SELECT jsonb_object_agg(c.state, c.n)
                FROM (SELECT ${effectiveRecordStateSql("r", nowSql)} AS state, count(*) AS n
                        FROM property_records r
                       WHERE r.device_id = d.device_id AND r.module_id = d.module_id
                       GROUP BY 1) c) AS counts,
-            CASE WHEN t.resync_needed THEN coalesce(t.resync_since, t.updated_at) END AS resync_since
+            ${isoTimeSql("CASE WHEN t.resync_needed THEN coalesce(t.resync_since, t.updated_at) END")} AS resync_since
        FROM devices d
        LEFT JOIN twins t ON t.device_id = d.device_id AND t.module_id = d.module_id
        ${whereSql(where)}
@@ -84,9 +85,9 @@ export async function listDevices(db: Queryable, filters: ReportFilters, options
       deviceId: r.device_id,
       moduleId: r.module_id === "" ? null : r.module_id,
       state: r.state,
-      stateSince: r.state_since.toISOString(),
+      stateSince: r.state_since,
       counts: r.counts ?? {},
-      resyncNeededSince: r.resync_since?.toISOString() ?? null,
+      resyncNeededSince: r.resync_since,
     })),
     nextCursor: parsed.length > limit && last ? encodeDeviceCursor({ deviceId: last.device_id, moduleId: last.module_id }) : null,
   };

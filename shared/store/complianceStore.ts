@@ -1,6 +1,5 @@
 import { z } from "zod";
 import { COMPLIANCE_STATES, type ComplianceState } from "../compliance/ComplianceState";
-import { COMPARE_MODES } from "../policy/compareMode";
 import type { PropertyRecord, Transition } from "../compliance/PropertyRecord";
 import { summarizeDevice, type DeviceSummary } from "../compliance/summarizeDevice";
 import { createHash } from "node:crypto";
@@ -8,6 +7,8 @@ import { storableJson, type DeadLetter } from "../events/decodeTwinChanges";
 import { jsonEqual, type Json, type JsonObject } from "../twin/json";
 import type { Twin, TwinKey } from "../twin/Twin";
 import type { Queryable } from "./Database";
+import { isoTime, isoTimeSql } from "./isoTime";
+import { propertyRecordRow } from "./propertyRecordRow";
 
 /** What the store holds about one twin: its stored copy, current records and device row. */
 export interface StoredTwinState {
@@ -67,10 +68,7 @@ export interface LifecycleMark {
 }
 
 const json = z.custom<Json>(() => true);
-// Timestamps are read as ISO-8601 text formatted by SQL (isoTime below): cheaper than pg's Date
-// parsing and a round trip through Date, which showed in the reconcile profile.
-const time = z.string().regex(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
-const isoTime = (column: string, as: string): string => `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS ${as}`;
+const isoTimeAs = (column: string, as: string): string => `${isoTimeSql(column)} AS ${as}`;
 const twinRow = z.object({
   device_id: z.string(),
   module_id: z.string(),
@@ -81,27 +79,13 @@ const twinRow = z.object({
   reported: json,
   resync_needed: z.boolean(),
   device_state: z.enum(COMPLIANCE_STATES).nullable(),
-  device_state_since: time.nullable(),
-  device_stale_at: time.nullable(),
+  device_state_since: isoTime.nullable(),
+  device_stale_at: isoTime.nullable(),
   device_counts: z.record(z.enum(COMPLIANCE_STATES), z.number()).nullable(),
   device_tags: json.nullable(),
   device_resync_needed: z.boolean().nullable(),
 });
-const recordRow = z.object({
-  device_id: z.string(),
-  module_id: z.string(),
-  path: z.string(),
-  reported_path: z.string(),
-  compare: z.enum(COMPARE_MODES).exclude(["ignore"]),
-  state: z.enum(COMPLIANCE_STATES),
-  desired: json,
-  reported: json.nullable(),
-  desired_version: z.coerce.number(),
-  desired_since: time,
-  state_since: time,
-  stale_at: time,
-  repush_drift: z.boolean(),
-});
+const recordRow = propertyRecordRow.omit({ attempts: true, next_attempt_at: true });
 
 export function keyString(deviceId: string, moduleId: string | null): string {
   return moduleId ? `${deviceId}\u0000${moduleId}` : deviceId;
@@ -116,7 +100,7 @@ export async function loadTwinStates(db: Queryable, keys: readonly TwinKey[]): P
   const param = keysJson(keys);
   const twins = await db.query(
     `SELECT t.device_id, t.module_id, t.version, t.etag, t.tags, t.desired, t.reported, t.resync_needed,
-            d.state AS device_state, ${isoTime("d.state_since", "device_state_since")}, ${isoTime("d.stale_at", "device_stale_at")},
+            d.state AS device_state, ${isoTimeAs("d.state_since", "device_state_since")}, ${isoTimeAs("d.stale_at", "device_stale_at")},
             d.counts AS device_counts, d.tags AS device_tags, d.resync_needed AS device_resync_needed
        FROM jsonb_to_recordset($1::jsonb) AS k(device_id text, module_id text)
        JOIN twins t ON t.device_id = k.device_id AND t.module_id = k.module_id
@@ -154,8 +138,8 @@ export async function loadTwinStates(db: Queryable, keys: readonly TwinKey[]): P
   }
   const records = await db.query(
     `SELECT p.device_id, p.module_id, p.path, p.reported_path, p.compare, p.state, p.desired, p.reported,
-            p.desired_version, ${isoTime("p.desired_since", "desired_since")}, ${isoTime("p.state_since", "state_since")},
-            ${isoTime("p.stale_at", "stale_at")}, p.repush_drift
+            p.desired_version, ${isoTimeAs("p.desired_since", "desired_since")}, ${isoTimeAs("p.state_since", "state_since")},
+            ${isoTimeAs("p.stale_at", "stale_at")}, p.repush_drift
        FROM jsonb_to_recordset($1::jsonb) AS k(device_id text, module_id text)
        JOIN property_records p ON p.device_id = k.device_id AND p.module_id = k.module_id`,
     [param],
@@ -398,7 +382,7 @@ const lifecycleRow = z.object({
   device_id: z.string(),
   module_id: z.string(),
   op: z.enum(["createDeviceIdentity", "deleteDeviceIdentity"]),
-  at: time,
+  at: isoTime,
   partition_id: z.string().nullable(),
   sequence_number: z.coerce.number().nullable(),
 });
@@ -408,7 +392,7 @@ export async function loadLifecycleMarks(db: Queryable, keys: readonly TwinKey[]
   const marks = new Map<string, LifecycleMark>();
   if (keys.length === 0) return marks;
   const { rows } = await db.query(
-    `SELECT l.device_id, l.module_id, l.op, ${isoTime("l.at", "at")}, l.partition_id, l.sequence_number
+    `SELECT l.device_id, l.module_id, l.op, ${isoTimeAs("l.at", "at")}, l.partition_id, l.sequence_number
        FROM jsonb_to_recordset($1::jsonb) AS k(device_id text, module_id text)
        JOIN twin_lifecycle l ON l.device_id = k.device_id AND l.module_id = k.module_id`,
     [keysJson(keys)],

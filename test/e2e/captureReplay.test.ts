@@ -15,7 +15,8 @@ import { startEmulator, type Emulator } from "../../local/emulator";
 import { startLocalHost, type LocalHost } from "../../local/host/startLocalHost";
 import { getStore } from "../../shared/reports/getStore";
 import { closeRuntime } from "../../shared/runtime";
-import { readSnapshot, type SnapshotDevice } from "../../shared/store/readSnapshot";
+import { readFleetReport } from "../../shared/reports/readFleetReport";
+import { toReplayDevice, type ReplayDevice } from "../../local/cli/replay";
 
 const repoRoot = path.resolve(__dirname, "..", "..");
 const dir = mkdtempSync(path.join(tmpdir(), "capture-e2e-"));
@@ -45,7 +46,7 @@ function expectedVerdicts(twin: { properties: { desired: Obj; reported: Obj } })
   return out;
 }
 
-const verdictsOf = (devices: SnapshotDevice[]) =>
+const verdictsOf = (devices: ReplayDevice[]) =>
   Object.fromEntries(
     devices.map((d) => [`${d.deviceId}/${d.moduleId ?? ""}`, Object.fromEntries(d.properties.map((p) => [p.path, p.state === "compliant" ? "compliant" : "notCompliant"]))]),
   );
@@ -112,7 +113,7 @@ test("capture then replay gives the records the live reconciler wrote, and the h
   });
   await host.drained();
   const now = new Date(Date.now() + 60_000).toISOString();
-  const live = await readSnapshot(await getStore(), now);
+  const live = { devices: (await readFleetReport(await getStore(), { now: new Date(now) })).devices.map(toReplayDevice) };
 
   // Capture every event through the AMQP endpoint, as a user would with `npm start`'s TWIN_EVENTS_CONNECTION.
   const total = emulator.counters.events.appended;
@@ -143,7 +144,7 @@ test("capture then replay gives the records the live reconciler wrote, and the h
   // Replay into a fresh store (the CLI's in-memory PGlite).
   const replayed = await cli(["replay", file, "--policy", policyFile, "--now", now, "--json"]);
   expect({ code: replayed.code, err: replayed.err }).toEqual({ code: 0, err: "" });
-  const report = JSON.parse(replayed.out) as { devices: SnapshotDevice[]; deadLetters: unknown[] };
+  const report = JSON.parse(replayed.out) as { devices: ReplayDevice[]; deadLetters: unknown[] };
   expect(report.deadLetters).toEqual([]);
   expect(report.devices).toEqual(live.devices);
 

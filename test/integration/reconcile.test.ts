@@ -4,7 +4,7 @@ import type { TwinRegistry } from "../../shared/hub/TwinRegistry";
 import { parsePolicy, type Policy } from "../../shared/policy/Policy";
 import { reconcileTwinChanges } from "../../shared/reconcile";
 import type { Database, Queryable } from "../../shared/store/Database";
-import { readSnapshot } from "../../shared/store/readSnapshot";
+import { readFleetReport } from "../../shared/reports/readFleetReport";
 import type { Twin } from "../../shared/twin/Twin";
 import { FixtureTwin, SEED_POLICY, seedTutorialStream, telemetryEvent } from "../fixtures/twinEvents";
 import { testDatabases, truncateAll } from "../support/testDatabases";
@@ -16,6 +16,9 @@ async function run(db: Database, events: ReceivedEvent[], policy: Policy = seedP
   const { messages, triggerMetadata } = await toTriggerInput(events);
   return reconcileTwinChanges(messages, triggerMetadata, { db, policy, registry, clock: () => new Date(LATER) });
 }
+
+/** What the report API (and replay) shows of the store at LATER. */
+const fleetReport = (db: Queryable) => readFleetReport(db, { now: new Date(LATER) });
 
 async function history(db: Queryable) {
   const rows = await db.query<{ device_id: string; path: string; from_state: string | null; to_state: string; cause: string }>(
@@ -61,10 +64,10 @@ describe.each(testDatabases)("reconcileTwinChanges on $name", ({ open }) => {
     const { events } = seedTutorialStream();
     const result = await run(db, events);
     expect(result).toMatchObject({ applied: 9, duplicates: 0, ignored: 0, deadLettered: 0, resyncs: 0 });
-    const snapshot = await readSnapshot(db, LATER);
+    const snapshot = await fleetReport(db);
     expect(snapshot.devices).toHaveLength(1);
     const device = snapshot.devices[0]!;
-    expect(device).toMatchObject({ deviceId: "myDeviceId", moduleId: null, state: "compliant", resyncNeeded: false });
+    expect(device).toMatchObject({ deviceId: "myDeviceId", moduleId: null, state: "compliant", resyncNeededSince: null });
     expect(device.properties.map((p) => [p.path, p.reportedPath, p.state, p.desired, p.reported])).toEqual([
       ["components.climate.maxTemperature", "maxTemperature", "compliant", "77", "77"],
       ["components.climate.minTemperature", "minTemperature", "compliant", "69", "69"],
@@ -100,10 +103,10 @@ describe.each(testDatabases)("reconcileTwinChanges on $name", ({ open }) => {
   test("the same batch delivered again changes nothing", async () => {
     const { events } = seedTutorialStream();
     await run(db, events);
-    const before = { snapshot: await readSnapshot(db, LATER), history: await history(db) };
+    const before = { snapshot: await fleetReport(db), history: await history(db) };
     const again = await run(db, events);
     expect(again).toMatchObject({ applied: 0, duplicates: 9, transitions: 0 });
-    expect({ snapshot: await readSnapshot(db, LATER), history: await history(db) }).toEqual(before);
+    expect({ snapshot: await fleetReport(db), history: await history(db) }).toEqual(before);
   });
 
   test("a re-sent series inside one batch is applied once, in version order", async () => {
@@ -115,7 +118,8 @@ describe.each(testDatabases)("reconcileTwinChanges on $name", ({ open }) => {
     try {
       await run(clean, events);
       expect(await history(db)).toEqual(await history(clean));
-      expect(await readSnapshot(db, LATER)).toEqual(await readSnapshot(clean, LATER));
+      // The devices and their records; the summary's time-to-compliance window also sees earlier tests' rows in db.
+      expect((await fleetReport(db)).devices).toEqual((await fleetReport(clean)).devices);
     } finally {
       await clean.close();
     }
@@ -126,7 +130,7 @@ describe.each(testDatabases)("reconcileTwinChanges on $name", ({ open }) => {
     const events = [twin.replace(), twin.tick(1000).setDesired({ fanOn: true }), twin.tick(1000).report({ fanOn: true }), twin.tick(1000).report({ fanOn: false })];
     await run(db, events, parsePolicy({}));
     expect(await history(db)).toEqual(["fan-1 fanOn: ∅→pending (event)", "fan-1 fanOn: pending→compliant (event)", "fan-1 fanOn: compliant→drifted (event)"]);
-    expect((await readSnapshot(db, LATER)).devices[0]?.state).toBe("drifted");
+    expect((await fleetReport(db)).devices[0]?.state).toBe("drifted");
   });
 
   test("flags an unseen device resyncNeeded when no hub is configured, and applies its patch", async () => {
@@ -134,8 +138,8 @@ describe.each(testDatabases)("reconcileTwinChanges on $name", ({ open }) => {
     twin.setDesired({ fanOn: true });
     const result = await run(db, [twin.tick(1000).report({ fanOn: true })], parsePolicy({}));
     expect(result).toMatchObject({ applied: 1, resyncs: 0 });
-    const snapshot = await readSnapshot(db, LATER);
-    expect(snapshot.devices[0]).toMatchObject({ deviceId: "new-1", resyncNeeded: true, properties: [] });
+    const snapshot = await fleetReport(db);
+    expect(snapshot.devices[0]).toMatchObject({ deviceId: "new-1", resyncNeededSince: expect.any(String), properties: [] });
   });
 
   test("resyncs an unseen device from the hub once, then works from patches alone", async () => {
@@ -145,8 +149,8 @@ describe.each(testDatabases)("reconcileTwinChanges on $name", ({ open }) => {
     const first = twin.tick(1000).report({ fanOn: true });
     const result = await run(db, [first], parsePolicy({}), registry);
     expect(result).toMatchObject({ applied: 1, resyncs: 1, resyncFailures: 0 });
-    const snapshot = await readSnapshot(db, LATER);
-    expect(snapshot.devices[0]).toMatchObject({ resyncNeeded: false });
+    const snapshot = await fleetReport(db);
+    expect(snapshot.devices[0]).toMatchObject({ resyncNeededSince: null });
     expect(snapshot.devices[0]?.properties.map((p) => [p.path, p.state])).toEqual([
       ["fanOn", "compliant"],
       ["level", "pending"],
@@ -154,7 +158,7 @@ describe.each(testDatabases)("reconcileTwinChanges on $name", ({ open }) => {
     expect(await history(db)).toEqual(["new-2 fanOn: ∅→compliant (resync)", "new-2 level: ∅→pending (resync)"]);
     await run(db, [twin.tick(1000).report({ level: 3 })], parsePolicy({}), registry);
     expect(registry.calls).toBe(1);
-    expect((await readSnapshot(db, LATER)).devices[0]?.state).toBe("compliant");
+    expect((await fleetReport(db)).devices[0]?.state).toBe("compliant");
   });
 
   test("resyncs when a section's $version skips ahead (a change never seen)", async () => {
@@ -164,7 +168,7 @@ describe.each(testDatabases)("reconcileTwinChanges on $name", ({ open }) => {
     twin.tick(1000).setDesired({ a: 1 }); // lost
     const result = await run(db, [twin.tick(1000).setDesired({ b: 2 })], parsePolicy({}), registry);
     expect(result).toMatchObject({ resyncs: 1 });
-    expect((await readSnapshot(db, LATER)).devices[0]?.properties.map((p) => p.path)).toEqual(["a", "b"]);
+    expect((await fleetReport(db)).devices[0]?.properties.map((p) => p.path)).toEqual(["a", "b"]);
   });
 
   test("a failed resync leaves the device flagged and the batch still commits", async () => {
@@ -173,14 +177,14 @@ describe.each(testDatabases)("reconcileTwinChanges on $name", ({ open }) => {
     registry.failWith = Object.assign(new Error("throttled"), { name: "ThrottlingError" });
     const result = await run(db, [twin.setDesired({ fanOn: true })], parsePolicy({}), registry);
     expect(result).toMatchObject({ applied: 1, resyncs: 1, resyncFailures: 1 });
-    expect((await readSnapshot(db, LATER)).devices[0]).toMatchObject({ resyncNeeded: true, properties: [expect.objectContaining({ path: "fanOn" })] });
+    expect((await fleetReport(db)).devices[0]).toMatchObject({ resyncNeededSince: expect.any(String), properties: [expect.objectContaining({ path: "fanOn" })] });
   });
 
   test("keeps module twins apart from their device's twin", async () => {
     const device = new FixtureTwin("gw-1");
     const module = new FixtureTwin("gw-1", undefined, { moduleId: "modbus" });
     await run(db, [device.replace(), module.replace(), device.setDesired({ a: 1 }), module.setDesired({ b: 2 })], parsePolicy({}));
-    const snapshot = await readSnapshot(db, LATER);
+    const snapshot = await fleetReport(db);
     expect(snapshot.devices.map((d) => [d.deviceId, d.moduleId, d.properties.map((p) => p.path)])).toEqual([
       ["gw-1", null, ["a"]],
       ["gw-1", "modbus", ["b"]],
@@ -220,6 +224,6 @@ describe.each(testDatabases)("reconcileTwinChanges on $name", ({ open }) => {
     }
     const retried = await reconcileTwinChanges(messages, triggerMetadata, { db: flaky, policy: seedPolicy });
     expect(retried).toMatchObject({ applied: 9 });
-    expect((await readSnapshot(db, LATER)).devices[0]?.state).toBe("compliant");
+    expect((await fleetReport(db)).devices[0]?.state).toBe("compliant");
   });
 });

@@ -1,7 +1,7 @@
 import { InvocationContext } from "@azure/functions";
 import { toTriggerInput } from "../../local/host/toTriggerInput";
 import { closeRuntime, getRuntime } from "../../shared/runtime";
-import { readSnapshot } from "../../shared/store/readSnapshot";
+import { readFleetReport } from "../../shared/reports/readFleetReport";
 import { seedTutorialStream, SEED_POLICY } from "../fixtures/twinEvents";
 
 // The stand-in for @azure/functions-core (jest moduleNameMapper) captures what app.eventHub registers.
@@ -50,6 +50,6 @@ describe("reconcileTwinChanges function", () => {
     expect(logs.join("\n")).toMatch(/applied 9, duplicates 0, ignored 0, dead-lettered 1/);
     expect(logs.join("\n")).toMatch(/event 9 dead-lettered: body is not JSON/);
     const { db } = await getRuntime();
-    expect((await readSnapshot(db, "2026-01-01T00:05:00Z")).devices[0]).toMatchObject({ deviceId: "fn-device", state: "compliant" });
+    expect((await readFleetReport(db, { now: new Date("2026-01-01T00:05:00Z") })).devices[0]).toMatchObject({ deviceId: "fn-device", state: "compliant" });
   });
 });
