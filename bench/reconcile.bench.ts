@@ -4,9 +4,18 @@
  * DATABASE_URL is set; IoT Hub calls per 1,000 events; peak RSS. Side by side, in the same run:
  * a naive baseline that reads the twin from an S1-throttled registry (100 reads/s) for every event.
  *
+ * On PostgreSQL, one more row: the same stream "through @azure/event-hubs from the emulator" —
+ * appended to the emulator's stream, read by EventHubConsumerClient from its AMQP endpoint (both in
+ * this process), each batch turned into trigger input by the one converter and handed to the
+ * reconcile handler. The last line is one JSON document with the figures.
+ *
  * Options (env): BENCH_DEVICES (10000), BENCH_EVENTS (200000), BENCH_BATCH (100),
- * BENCH_PARTITIONS (4), BENCH_BASELINE_EVENTS (500: the baseline is throttled, so it runs a sample).
+ * BENCH_PARTITIONS (4), BENCH_BASELINE_EVENTS (500: the baseline is throttled, so it runs a sample),
+ * BENCH_EVENTHUBS (1; 0 skips the Event Hubs row).
  */
+import { earliestEventPosition, EventHubConsumerClient } from "@azure/event-hubs";
+import { startEmulator } from "../local/emulator";
+import { toReceivedEvent } from "../local/host/receivedEventData";
 import { evaluateCompliance } from "../shared/compliance/evaluateCompliance";
 import type { ReceivedEvent } from "../shared/events/ReceivedEvent";
 import { toTriggerInput } from "../local/host/toTriggerInput";
@@ -127,6 +136,56 @@ async function runBaseline(db: Database, partitions: ReceivedEvent[][], registry
   return { events: sample.length, seconds, rate: sample.length / seconds, hubCallsPer1000: (registry.reads / sample.length) * 1000 };
 }
 
+/**
+ * The stream through the real transport: appended to the emulator's routed stream, read back by
+ * `EventHubConsumerClient.subscribe` (batches of BATCH, every partition) from the emulator's AMQP
+ * endpoint, each batch turned into the trigger's input and handed to the reconcile handler.
+ * Timed from subscribe until the last event is handled (connection set-up included).
+ */
+async function runThroughEventHubs(db: Database, partitions: ReceivedEvent[][], registry: InProcessRegistry) {
+  const limited = rateLimitedTwinRegistry(registry, new TokenBucket({ ratePerSecond: 100 }));
+  const emulator = await startEmulator({ throttling: "off", partitionCount: PARTITIONS, routeLifecycleEvents: false });
+  const client = new EventHubConsumerClient("$Default", emulator.eventHubs.connectionString);
+  try {
+    for (const partition of partitions) {
+      for (const event of partition) {
+        const deviceId = String(event.properties.deviceId);
+        emulator.events.append({ deviceId, twinKey: `${deviceId}/#bench`, body: event.body, properties: event.properties, systemProperties: event.systemProperties, enqueuedTimeMs: Date.parse(event.enqueuedTimeUtc) });
+      }
+    }
+    const total = emulator.counters.events.appended;
+    let received = 0;
+    let events = 0;
+    let batches = 0;
+    let settle!: (error?: Error) => void;
+    const done = new Promise<void>((resolve, reject) => (settle = (error) => (error ? reject(error) : resolve())));
+    const started = process.hrtime.bigint();
+    const subscription = client.subscribe(
+      {
+        processEvents: async (batch, context) => {
+          if (batch.length === 0) return;
+          // The SDK's batch as replay lines, then through the one converter (toRpcEventHubBatch, inside toTriggerInput) and @azure/functions.
+          const { messages, triggerMetadata } = await toTriggerInput(batch.map((data) => toReceivedEvent(data, context.partitionId)));
+          const result = await reconcileTwinChanges(messages, triggerMetadata, { db, policy, registry: limited });
+          events += result.applied + result.duplicates;
+          received += batch.length;
+          batches++;
+          if (received >= total) settle();
+        },
+        processError: async (error) => settle(error),
+      },
+      { startPosition: earliestEventPosition, maxBatchSize: BATCH, maxWaitTimeInSeconds: 1 },
+    );
+    await done;
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    await subscription.close();
+    return { events, seconds, rate: events / seconds, hubCallsPer1000: (registry.reads / events) * 1000, meanBatch: received / batches };
+  } finally {
+    await client.close();
+    await emulator.stop();
+  }
+}
+
 async function withStore<T>(name: string, work: (db: Database) => Promise<T>): Promise<T> {
   // The test suites' stores: PostgreSQL in a schema of its own (dropped at close), or in-memory PGlite.
   const db = name === "postgres" ? await openTestPostgres(process.env.DATABASE_URL as string, { max: PARTITIONS + 1 }) : await openTestPglite();
@@ -144,6 +203,7 @@ async function main(): Promise<void> {
   console.log(`twin-change stream: ${DEVICES} devices, ${total} events in ${PARTITIONS} partitions, batches of ${BATCH} (generated in ${Date.now() - t0} ms)`);
   const stores = (process.env.BENCH_STORES ?? ["pglite", ...(process.env.DATABASE_URL ? ["postgres"] : [])].join(",")).split(",");
   const rows: string[][] = [["store", "design", "events", "seconds", "events/s", "hub calls / 1000 events", "peak RSS MiB"]];
+  const figures: Record<string, unknown> = { devices: DEVICES, events: total, partitions: PARTITIONS, batch: BATCH };
   const mib = (): string => (peakRss / 1024 / 1024).toFixed(0);
   for (const store of stores) {
     // Peak RSS per row: the process's peak while that row ran (the stream itself stays in memory throughout).
@@ -152,6 +212,15 @@ async function main(): Promise<void> {
     rows.push([store, "twin-reconciler (stored twin)", String(result.events), result.seconds.toFixed(1), result.rate.toFixed(0), result.hubCallsPer1000.toFixed(2), mib()]);
     peakRss = process.memoryUsage().rss;
     console.log(`  ${store}: ${result.rate.toFixed(0)} events/s`);
+    figures[store] = { eventsPerSecond: Math.round(result.rate) };
+    if (store === "postgres" && process.env.BENCH_EVENTHUBS !== "0") {
+      peakRss = process.memoryUsage().rss;
+      const through = await withStore(store, (db) => runThroughEventHubs(db, partitions, new InProcessRegistry(twins)));
+      rows.push([store, "through @azure/event-hubs from the emulator", String(through.events), through.seconds.toFixed(1), through.rate.toFixed(0), through.hubCallsPer1000.toFixed(2), mib()]);
+      console.log(`  ${store} through @azure/event-hubs: ${through.rate.toFixed(0)} events/s (batches of ${through.meanBatch.toFixed(1)} events on average)`);
+      figures.eventHubs = { store, eventsPerSecond: Math.round(through.rate), meanBatch: Number(through.meanBatch.toFixed(1)) };
+      peakRss = process.memoryUsage().rss;
+    }
     const baseline = await withStore(store, (db) => runBaseline(db, partitions, new InProcessRegistry(twins)));
     rows.push([store, `naive getTwin per event (S1: 100 reads/s; ${baseline.events}-event sample)`, String(baseline.events), baseline.seconds.toFixed(1), baseline.rate.toFixed(0), baseline.hubCallsPer1000.toFixed(0), mib()]);
     console.log(`  ${store} baseline: ${baseline.rate.toFixed(0)} events/s (would need ${(total / baseline.rate / 60).toFixed(0)} min for the whole stream)`);
@@ -161,6 +230,7 @@ async function main(): Promise<void> {
   console.log("");
   for (const row of rows) console.log(row.map((c, i) => c.padEnd(widths[i]!)).join("  "));
   console.log("\ntarget: >= 20,000 events/s on PostgreSQL, 0 hub calls for in-order events");
+  console.log(JSON.stringify(figures));
 }
 
 main().catch((error) => {

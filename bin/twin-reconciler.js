@@ -12,6 +12,11 @@ else {
   cli = require("../local/cli/main.ts");
 }
 cli.main(process.argv.slice(2)).then(
-  (code) => { process.exitCode = code; },
+  (code) => {
+    process.exitCode = code;
+    // Everything is written by now: a network client that will not let go (an AMQP connection whose
+    // close is never answered) must not keep the process alive.
+    setTimeout(() => process.exit(code), 5000).unref();
+  },
   (error) => { console.error(`twin-reconciler: ${error && error.message}`); process.exitCode = 1; },
 );

@@ -251,14 +251,17 @@ async function main(): Promise<void> {
       throw error;
     });
     host = await startLocalHost({
-      eventStream: emulator.events,
       port: options.port,
       defaultSettings: demoDefaults,
       settings: {
         IOTHUB_CONNECTION_STRING: emulator.serviceConnectionString,
         IOTHUB_EMULATOR_PORT: String(emulator.httpsPort),
         IOTHUB_EMULATOR_CA_FILE: emulator.caFile,
+        // The reconcile trigger's connection, as in Azure: every event reaches it through @azure/event-hubs.
+        TwinEvents: emulator.eventHubs.connectionString,
       },
+      // The emulator's hub is new and empty on every run: an earlier run's checkpoints would skip its events.
+      eventHubs: { forgetCheckpoints: true },
       log: logSink,
     });
     const apiUrl = `http://127.0.0.1:${host.port}/api`;
@@ -274,10 +277,12 @@ async function main(): Promise<void> {
     say(`  IoT Hub emulator  hub "${emulator.hubName}", service API https://localhost:${emulator.httpsPort}, MQTT mqtts://localhost:${emulator.mqttPort}, CA ${emulator.caFile}`);
     if (options.dropEvents > 0) say(`  Event loss        ${Math.round(options.dropEvents * 1000) / 10}% of twin-change events never delivered (--drop-events)`);
     // A deliberate exception to "never print a key", so a user can point their own back-end code
-    // or tools (az, the SDKs) at the emulator: the hub is local only (bound to 127.0.0.1) and its
-    // access-policy keys are random per run (IotHub's constructor; only the TLS CA and certificate
-    // persist, in .data/emulator), so the key is worthless once this process ends.
+    // or tools (az, the SDKs, `twin-reconciler capture`, `func start`) at the emulator: the hub and
+    // its Event Hubs endpoint are local only (bound to 127.0.0.1) and their keys are random per run
+    // (only the TLS CA and certificate persist, in .data/emulator), so a key is worthless once this
+    // process ends.
     say(`IOTHUB_CONNECTION_STRING=${emulator.serviceConnectionString}`);
+    say(`TWIN_EVENTS_CONNECTION=${emulator.eventHubs.connectionString}`);
     say(`NODE_EXTRA_CA_CERTS=${emulator.caFile}`);
     if (emulator.httpsPort !== 443) {
       say(`  (the unmodified azure-iothub cannot name a port: with --hub-port 443 --mqtt-port 8883 these work as printed)`);

@@ -14,14 +14,35 @@ import { repairReportCounters } from "../../shared/store/reportCounters";
 import { loadPolicy } from "../../shared/loadPolicy";
 import { formatRepair } from "./formatRepair";
 import { formatSyncReport, runSyncCommand, SyncSetupError } from "./sync";
+import { CAPTURE_HELP, parseCaptureArgs, runCapture } from "./capture";
 
 const USAGE =
-  "usage: twin-reconciler replay FILE.jsonl [--policy FILE] [--db DIR|URL] [--now ISO] [--json] | twin-reconciler sync [--policy FILE] [--db DIR|URL] [--json] | twin-reconciler repair-counters [--db DIR|URL]";
+  "usage: twin-reconciler replay FILE.jsonl [--policy FILE] [--db DIR|URL] [--now ISO] [--json] | twin-reconciler sync [--policy FILE] [--db DIR|URL] [--json] | twin-reconciler repair-counters [--db DIR|URL] | twin-reconciler capture --help";
 
 /** The `twin-reconciler` command line. Resolves to the exit code. */
 export async function main(argv: readonly string[], out: (text: string) => void = (t) => process.stdout.write(t), err: (text: string) => void = (t) => process.stderr.write(t)): Promise<number> {
   let db: Database | undefined;
   try {
+    // capture has options of its own (and a connection string among them): parsed apart, never echoed.
+    if (argv[0] === "capture") {
+      const request = parseCaptureArgs(argv.slice(1));
+      if (request === "help") {
+        out(`${CAPTURE_HELP}\n`);
+        return 0;
+      }
+      // Ctrl-C (or SIGTERM) ends the capture cleanly, every received line written; a second one kills as usual.
+      const interrupt = new AbortController();
+      const onSignal = (): void => interrupt.abort();
+      process.once("SIGINT", onSignal);
+      process.once("SIGTERM", onSignal);
+      try {
+        await runCapture(request, { out, err, signal: interrupt.signal });
+      } finally {
+        process.removeListener("SIGINT", onSignal);
+        process.removeListener("SIGTERM", onSignal);
+      }
+      return 0;
+    }
     const { positionals, values } = parseArgsOrThrow(argv);
     const [command, file, ...extra] = positionals;
     if (command === "repair-counters") {

@@ -17,7 +17,6 @@ export const defaultAppSettings: Readonly<Record<string, string>> = {
   POLICY_PATH: path.join(repoRoot, "local", "demo-policy.json"),
   TWIN_EVENTS_HUB_NAME: "twin-changes",
   TWIN_EVENTS_CONSUMER_GROUP: "$Default",
-  TwinEvents__fullyQualifiedNamespace: "localhost",
   REPUSH_SCHEDULE: "0 * * * * *",
   RETENTION_SCHEDULE: "0 0 * * * *",
   FLEET_SYNC_SCHEDULE: "0 0 3 * * *",

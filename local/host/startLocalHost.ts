@@ -1,11 +1,14 @@
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
-import type { EventStream } from "../EventStream";
+import { redact } from "../../shared/redact";
 import { applyAppSettings, defaultAppSettings, defaultsNotReplaced, readLocalSettings, resolveAppSettingReferences } from "./appSettings";
 import { isRecord, triggerOf, type FunctionRegistration } from "./functionRegistration";
 import { invokeFunction, type LogLevel, type LogSink, type RpcInvocationRequest } from "./invokeFunction";
 import { defaultFunctionModules, loadFunctions } from "./loadFunctions";
-import { startEventHubListener, type EventHubCounters, type EventHubListener } from "./startEventHubListener";
+import { eventHubConnection } from "./eventHubConnection";
+import { forgetRuntimeCheckpoints, runtimeCheckpointStore } from "./runtimeCheckpointStore";
+import { sleep } from "./sleep";
+import { startEventHubConsumer, type EventHubConsumer, type EventHubConsumerTuning, type EventHubCounters } from "./startEventHubConsumer";
 import { startHttpServer, type HttpServer } from "./startHttpServer";
 import { startTimer, type TimerCounters, type TimerJob } from "./startTimer";
 import { workerCapabilities } from "./workerCapabilities";
@@ -19,8 +22,20 @@ export interface LocalHostOptions {
   settings?: Record<string, string>;
   /** App settings used only when neither local.settings.json nor the environment sets them (above `defaultAppSettings`). */
   defaultSettings?: Record<string, string>;
-  /** Feeds the Event Hub functions; without it they are registered but never triggered. */
-  eventStream?: EventStream;
+  /**
+   * How the Event Hub functions' consumers claim partitions and wait (tests shorten the load-balancing
+   * intervals). Each consumer connects through its trigger's `connection` app setting (a connection
+   * string, e.g. the emulator's `eventHubs.connectionString`, or `<connection>__fullyQualifiedNamespace`);
+   * without one the function is registered but never triggered.
+   */
+  eventHubs?: EventHubConsumerTuning & {
+    /**
+     * Delete the stored checkpoints and partition ownership of each Event Hub function's consumer
+     * group before consuming (default false): for a hub that starts empty on every run, as the
+     * emulator's does under `npm start`, whose new events an earlier run's checkpoints would skip.
+     */
+    forgetCheckpoints?: boolean;
+  };
   /** HTTP port; `func start`'s 7071 unless local.settings.json `Host.LocalHttpPort` says otherwise; 0 picks a free one. */
   port?: number;
   /** Fire timers on their schedules (default true); `runTimer` works either way. */
@@ -38,7 +53,9 @@ export interface HostedFunction {
 }
 
 export interface LocalHostStats {
-  eventHub: EventHubCounters & { byFunction: Record<string, EventHubCounters & { checkpoints: Record<string, number> }> };
+  eventHub: EventHubCounters & {
+    byFunction: Record<string, EventHubCounters & { checkpoints: Record<string, number>; ownedPartitions: string[] }>;
+  };
   timers: Record<string, TimerCounters & { schedule: string; nextRun: string | null }>;
   http: { requests: number; errors: number };
 }
@@ -51,7 +68,11 @@ export interface LocalHost {
   readonly url: string;
   readonly port: number;
   stats(): LocalHostStats;
-  /** Resolves once every partition of every Event Hub function is caught up (or the host stopped). */
+  /**
+   * Resolves once every Event Hub function's consumer group is caught up — every partition of its hub
+   * empty or checkpointed at its last enqueued event, by this host or another on the same store — or
+   * the host stopped.
+   */
   drained(): Promise<void>;
   /** Fires a timer function now (after its running occurrence, if any); rejects if the function throws. */
   runTimer(name: string): Promise<void>;
@@ -63,8 +84,9 @@ const repoRoot = path.resolve(__dirname, "..", "..");
 
 /**
  * Runs the app's functions on this machine the way the Azure Functions host would: loads the
- * function modules with the `@azure/functions-core` stand-in, then feeds Event Hub functions from
- * `eventStream`, fires timers on their NCRONTAB schedules and serves HTTP functions — every
+ * function modules with the `@azure/functions-core` stand-in, then consumes Event Hub functions' hubs
+ * through `@azure/event-hubs` (checkpoints and partition ownership in the project's store), fires
+ * timers on their NCRONTAB schedules and serves HTTP functions — every
  * invocation going through @azure/functions' own ProgrammingModel, with RPC input shaped as the
  * real host sends it.
  */
@@ -91,40 +113,61 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
     const capabilities = programmingModel ? await workerCapabilities(programmingModel) : {};
 
     let stopped = false;
-    const drainWaiters = new Set<() => void>();
-    const listeners: EventHubListener[] = [];
-    const checkDrained = () => {
-      if (drainWaiters.size === 0) return;
-      if (stopped || listeners.every((l) => l.caughtUp())) {
-        for (const resolve of drainWaiters) resolve();
-        drainWaiters.clear();
-      }
+    const stopSignal = new AbortController();
+    const consumers: EventHubConsumer[] = [];
+    let progress = new AbortController();
+    const onProgress = () => {
+      progress.abort();
+      progress = new AbortController();
     };
 
     const maxBatchSize = options.maxBatchSize ?? eventHubBatchSize(hostJson);
-    cleanups.push(() => Promise.all(listeners.map((l) => l.stop())).then(() => undefined));
+    cleanups.push(() => Promise.all(consumers.map((c) => c.stop())).then(() => undefined));
+    const checkpointStore = runtimeCheckpointStore();
     for (const registration of registrations) {
       const trigger = triggerOf(registration).binding;
       if (trigger.type.toLowerCase() !== "eventhubtrigger") continue;
-      if (!options.eventStream) {
-        hostLog("warning", `${registration.name}: no event stream given, so this Event Hub function will not be triggered`);
+      const what = `${registration.name}'s Event Hub trigger`;
+      const connectionName = String(trigger.connection ?? "");
+      const connection = connectionName ? eventHubConnection(connectionName) : undefined;
+      if (!connection) {
+        hostLog(
+          "warning",
+          `${registration.name}: app setting ${connectionName || "(no connection on the trigger)"} is not set, so this Event Hub function will not be triggered ` +
+            `(npm start prints the emulator's connection string as TWIN_EVENTS_CONNECTION)`,
+        );
         continue;
       }
-      const what = `${registration.name}'s Event Hub trigger`;
-      listeners.push(
-        startEventHubListener({
+      consumers.push(
+        startEventHubConsumer({
           registration,
-          stream: options.eventStream,
+          connection,
           eventHubName: resolveAppSettingReferences(String(trigger.eventHubName ?? ""), `${what} eventHubName`),
           consumerGroup: resolveAppSettingReferences(String(trigger.consumerGroup ?? "$Default"), `${what} consumerGroup`),
+          checkpointStore,
+          ...(options.eventHubs?.forgetCheckpoints ? { forgetCheckpoints: forgetRuntimeCheckpoints } : {}),
           maxBatchSize,
+          ...(options.eventHubs ? { tuning: options.eventHubs } : {}),
           invoke: (request) => invoke(registration, request),
-          onProgress: checkDrained,
+          onProgress,
           warn: (m) => hostLog("warning", m),
           error: (m) => hostLog("error", m),
         }),
       );
     }
+    /** Whether every consumer group is caught up; a failed check counts as not yet (warned once per drained() call). */
+    const caughtUp = async (warned: { once: boolean }): Promise<boolean> => {
+      for (const consumer of consumers) {
+        try {
+          if (!(await consumer.caughtUp())) return false;
+        } catch (error) {
+          if (!stopped && !warned.once) hostLog("warning", `${consumer.functionName}: checking whether it caught up failed: ${redact(error instanceof Error ? error.message : String(error))}`);
+          warned.once = true;
+          return false;
+        }
+      }
+      return true;
+    };
 
     const timers = new Map<string, TimerJob>();
     cleanups.push(() => Promise.all([...timers.values()].map((t) => t.stop())).then(() => undefined));
@@ -160,12 +203,15 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
       settingsSource: local.source,
       url: server.baseUrl,
       port: server.port,
-      stats: () => stats(listeners, timers, server),
-      drained: () =>
-        new Promise<void>((resolve) => {
-          drainWaiters.add(resolve);
-          checkDrained();
-        }),
+      stats: () => stats(consumers, timers, server),
+      drained: async () => {
+        // Polled: progress of another host on the same store is only seen in the store.
+        const warned = { once: false };
+        while (!stopped && !(await caughtUp(warned))) {
+          const wake = AbortSignal.any([progress.signal, stopSignal.signal]);
+          await sleep(100, wake);
+        }
+      },
       runTimer: (name) => {
         const job = timers.get(name);
         if (!job) return Promise.reject(new Error(`no timer function named "${name}"; timers: ${[...timers.keys()].join(", ") || "none"}`));
@@ -174,7 +220,7 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
       stop: () => {
         stopping ??= (async () => {
           stopped = true;
-          checkDrained();
+          stopSignal.abort();
           await runCleanups(cleanups);
           restoreEnv();
         })();
@@ -192,12 +238,12 @@ async function runCleanups(cleanups: (() => Promise<void>)[]): Promise<void> {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => undefined);
 }
 
-function stats(listeners: readonly EventHubListener[], timers: Map<string, TimerJob>, server: HttpServer): LocalHostStats {
+function stats(consumers: readonly EventHubConsumer[], timers: Map<string, TimerJob>, server: HttpServer): LocalHostStats {
   const total: EventHubCounters = { batches: 0, events: 0, retries: 0, failures: 0, lostEvents: 0 };
   const byFunction: LocalHostStats["eventHub"]["byFunction"] = {};
-  for (const l of listeners) {
-    for (const key of Object.keys(total) as (keyof EventHubCounters)[]) total[key] += l.counters[key];
-    byFunction[l.functionName] = { ...l.counters, checkpoints: l.checkpoints() };
+  for (const c of consumers) {
+    for (const key of Object.keys(total) as (keyof EventHubCounters)[]) total[key] += c.counters[key];
+    byFunction[c.functionName] = { ...c.counters, checkpoints: c.checkpoints(), ownedPartitions: c.ownedPartitions() };
   }
   const timerStats: LocalHostStats["timers"] = {};
   for (const [name, job] of timers) timerStats[name] = { ...job.counters, schedule: job.schedule, nextRun: job.nextRun()?.toISOString() ?? null };

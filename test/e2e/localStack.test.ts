@@ -9,7 +9,8 @@ import { getStore } from "../../shared/reports/getStore";
 
 // The whole embedded default in one process: IoT Hub emulator (injecting duplicate and re-sent
 // events), a small fleet on the device SDK over MQTT, the local host running the real
-// reconcileTwinChanges and complianceApi functions, PGlite in memory.
+// reconcileTwinChanges and complianceApi functions — every event read from the emulator's Event
+// Hubs endpoint by @azure/event-hubs, checkpoints in the store — PGlite in memory.
 
 const repoRoot = path.resolve(__dirname, "..", "..");
 const rollout = demoRollout("e2e-rollout-1");
@@ -25,7 +26,7 @@ let emulator: Emulator;
 let fleet: Fleet | undefined;
 let host: LocalHost | undefined;
 
-function hostOptions(stream: Emulator["events"]) {
+function hostOptions(consumerGroup = "$Default") {
   return {
     modules: [path.join(repoRoot, "functions", "reconcileTwinChanges.ts"), path.join(repoRoot, "functions", "complianceApi.ts")],
     rootDir: path.join(__dirname, "fixtures"),
@@ -39,9 +40,10 @@ function hostOptions(stream: Emulator["events"]) {
       IOTHUB_EMULATOR_CA_FILE: emulator.caFile,
       HUB_TWIN_OPS_PER_SECOND: "100",
       TWIN_EVENTS_HUB_NAME: "twin-changes",
-      TWIN_EVENTS_CONSUMER_GROUP: "$Default",
+      TWIN_EVENTS_CONSUMER_GROUP: consumerGroup,
+      TwinEvents: emulator.eventHubs.connectionString,
     },
-    eventStream: stream,
+    eventHubs: { maxWaitTimeInSeconds: 0.2 },
     port: 0,
     scheduleTimers: false,
     log: () => undefined,
@@ -83,7 +85,7 @@ beforeAll(async () => {
     partitionCount: 2,
     faults: { seed: 11, duplicateProbability: 0.25, resendProbability: 0.1, resendMaxLength: 3 },
   });
-  host = await startLocalHost(hostOptions(emulator.events));
+  host = await startLocalHost(hostOptions());
   fleet = await startFleet({
     hub: emulator,
     devices,
@@ -146,9 +148,15 @@ test("every emitted event is processed exactly once in effect: duplicates and a 
     });
   }
 
-  // A new host has no checkpoints: it re-delivers the whole stream to the same store.
+  // A host restarted on the same consumer group resumes after its checkpoints: nothing again.
   await host!.stop();
-  host = await startLocalHost(hostOptions(emulator.events));
+  host = await startLocalHost(hostOptions());
+  await host.drained();
+  expect(host.stats().eventHub.events).toBe(0);
+
+  // A consumer group with no checkpoints re-delivers the whole stream to the same store.
+  await host.stop();
+  host = await startLocalHost(hostOptions("redelivery"));
   await host.drained();
   expect(host.stats().eventHub.events).toBe(emulator.counters.events.appended);
   expect(await storeSnapshot()).toEqual(before);

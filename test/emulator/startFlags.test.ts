@@ -72,7 +72,7 @@ describe("bad values exit 2 with one line on stderr and no stack trace", () => {
   }, 60_000);
 });
 
-test("a short run binds the given ports, drops events and prints a connection string and CA that the unmodified azure-iothub can use", async () => {
+test("a short run binds the given ports, drops events, delivers every kept event through @azure/event-hubs, and prints IoT Hub and Event Hubs connection strings and a CA that the unmodified SDKs can use", async () => {
   // Port 443 lets the official Registry use the printed connection string as it is; it needs root
   // and a free port 443. Otherwise the run uses a free port and that one check is skipped.
   // 10 s, not less: the banner comes after PGlite opens (~5 s on a busy machine) and the check
@@ -92,9 +92,23 @@ test("a short run binds the given ports, drops events and prints a connection st
   let stdout = "";
   let stderr = "";
   let registryCheck: Promise<{ code: number | null; out: string }> | undefined;
+  let eventHubsCheck: Promise<{ code: number | null; out: string }> | undefined;
   child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
   child.stdout.on("data", (chunk: Buffer) => {
     stdout += chunk.toString();
+    const twinEvents = /^TWIN_EVENTS_CONNECTION=(.*)$/m.exec(stdout)?.[1];
+    if (eventHubsCheck === undefined && twinEvents !== undefined) {
+      // The printed Event Hubs connection string, alone, in the unmodified @azure/event-hubs with a consumer group of its own.
+      const script =
+        'const { EventHubConsumerClient } = require("@azure/event-hubs");' +
+        'const c = new EventHubConsumerClient("mine", process.env.TWIN_EVENTS_CONNECTION);' +
+        "c.getEventHubProperties().then((p) => console.log(JSON.stringify({ name: p.name, partitionIds: p.partitionIds }))).catch((e) => { console.error(e.name); process.exitCode = 1; }).finally(() => c.close());";
+      const check = spawn(process.execPath, ["-e", script], { cwd: repoRoot, env: childEnv({ TWIN_EVENTS_CONNECTION: twinEvents }) });
+      let out = "";
+      check.stdout.on("data", (c: Buffer) => (out += c.toString()));
+      check.stderr.on("data", (c: Buffer) => (out += c.toString()));
+      eventHubsCheck = new Promise((resolve) => check.on("exit", (code) => resolve({ code, out })));
+    }
     const connection = /^IOTHUB_CONNECTION_STRING=(.*)$/m.exec(stdout)?.[1];
     const ca = /^NODE_EXTRA_CA_CERTS=(.*)$/m.exec(stdout)?.[1];
     if (registryCheck === undefined && connection !== undefined && ca !== undefined && hubPort === 443) {
@@ -122,9 +136,20 @@ test("a short run binds the given ports, drops events and prints a connection st
   expect(path.isAbsolute(ca) && existsSync(ca)).toBe(true);
   expect(lines).toContainEqual(expect.stringContaining(`http://localhost:${hostPort}/api`));
 
-  const summary = JSON.parse(lines.filter((l) => l !== "").pop()!) as { devices: number; events: { emitted: number; appended: number; dropped: number } };
+  const summary = JSON.parse(lines.filter((l) => l !== "").pop()!) as { devices: number; events: { emitted: number; appended: number; dropped: number; delivered: number } };
   expect(summary.devices).toBe(5);
   expect(summary.events.dropped).toEqual(expect.any(Number));
+  // Every event the hub kept reached the reconcile function through @azure/event-hubs.
+  expect(summary.events.appended).toBeGreaterThan(0);
+  expect(summary.events.delivered).toBe(summary.events.appended);
+
+  expect(lines.find((l) => l.startsWith("TWIN_EVENTS_CONNECTION="))).toMatch(
+    /^TWIN_EVENTS_CONNECTION=Endpoint=sb:\/\/localhost:\d+;SharedAccessKeyName=[^;]+;SharedAccessKey=[^;]+;EntityPath=twin-changes;UseDevelopmentEmulator=true$/,
+  );
+  expect(eventHubsCheck).toBeDefined();
+  const eventHubs = await eventHubsCheck!;
+  expect(eventHubs).toEqual({ code: 0, out: expect.any(String) });
+  expect(JSON.parse(eventHubs.out)).toEqual({ name: "twin-changes", partitionIds: ["0", "1", "2", "3"] });
 
   if (hubPort === 443) {
     expect(registryCheck).toBeDefined();

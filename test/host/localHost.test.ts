@@ -1,8 +1,13 @@
+import { randomBytes } from "node:crypto";
 import path from "node:path";
+import { startEventHubsEndpoint, type EventHubsEndpoint } from "../../local/emulator/startEventHubsEndpoint";
 import type { LogSink } from "../../local/host/invokeFunction";
 import { startLocalHost, type LocalHost } from "../../local/host/startLocalHost";
 import { loadConfig } from "../../shared/config";
 import { toTriggerInput } from "../../local/host/toTriggerInput";
+import { closeRuntime, useRuntimeStore } from "../../shared/runtime";
+import type { Database } from "../../shared/store/Database";
+import { openTestPglite } from "../support/testDatabases";
 import { InMemoryEventStream } from "./InMemoryEventStream";
 import { fixtureRecorder } from "./fixtures/fixtureRecorder";
 
@@ -14,14 +19,33 @@ const settings = { FIXTURE_HUB_NAME: "fixture-hub", FIXTURE_CONSUMER_GROUP: "loc
 
 let host: LocalHost | undefined;
 let stream: InMemoryEventStream;
+let endpoint: EventHubsEndpoint | undefined;
+/** The store the functions' runtime uses, so it holds the host's checkpoints too. */
+let db: Database;
 
-async function start(options: { scheduleTimers?: boolean; partitions?: number; log?: LogSink } = {}): Promise<LocalHost> {
-  stream = new InMemoryEventStream(options.partitions ?? 2);
+interface StartOptions {
+  scheduleTimers?: boolean;
+  partitions?: number;
+  log?: LogSink;
+  /** Events appended before the host connects (so the first batches are full, and batching is deterministic). */
+  before?: (stream: InMemoryEventStream) => void;
+  /** Keep the checkpoints an earlier host of the test left in the store (default: forget them, the hub is new). */
+  resume?: boolean;
+}
+
+/** A new in-memory hub served by the emulator's Event Hubs endpoint, and a host consuming it through @azure/event-hubs. */
+async function start(options: StartOptions = {}): Promise<LocalHost> {
+  if (!options.resume) {
+    await endpoint?.close();
+    stream = new InMemoryEventStream(options.partitions ?? 2);
+    endpoint = await startEventHubsEndpoint(stream, { eventHubName: "fixture-hub", key: randomBytes(16).toString("base64") });
+  }
+  options.before?.(stream);
   host = await startLocalHost({
     modules: [path.join(fixturesDir, "hostFixtureFunctions.ts")],
     rootDir: fixturesDir,
-    settings,
-    eventStream: stream,
+    settings: { ...settings, FixtureEvents: endpoint!.connectionString },
+    eventHubs: { forgetCheckpoints: !options.resume, loadBalancing: { updateIntervalInMs: 200 }, maxWaitTimeInSeconds: 0.2 },
     port: 0,
     scheduleTimers: options.scheduleTimers ?? false,
     log: options.log ?? (() => undefined),
@@ -41,10 +65,21 @@ function twinEvent(deviceId: string, version: number) {
   return {
     body: { version, properties: { reported: { fanOn: version % 2 === 0, $version: version } } },
     properties: { hubName: "fixture-hub", deviceId, opType: "updateTwin", "iothub-message-schema": "twinChangeNotification" },
-    systemProperties: { "iothub-connection-device-id": deviceId, "iothub-message-source": "twinChangeEvents", "content-type": "application/json" },
+    // The partition key stated, as the emulator's endpoint would otherwise take the device id: the replay path then agrees.
+    systemProperties: { "iothub-connection-device-id": deviceId, "iothub-message-source": "twinChangeEvents", "content-type": "application/json", "x-opt-partition-key": deviceId },
   };
 }
 
+beforeAll(async () => {
+  db = await openTestPglite();
+  useRuntimeStore(db);
+});
+afterAll(async () => {
+  await endpoint?.close();
+  await closeRuntime();
+  useRuntimeStore(undefined);
+  await db.close();
+});
 beforeEach(() => fixtureRecorder.reset());
 afterEach(async () => {
   await host?.stop();
@@ -79,12 +114,14 @@ describe("Event Hub functions", () => {
     await start();
     const event = stream.append("1", twinEvent("d1", 4).body, twinEvent("d1", 4).properties, twinEvent("d1", 4).systemProperties);
     await host!.drained();
+    expect(host!.stats().eventHub.byFunction.captureEvents).toMatchObject({ events: 1, checkpoints: { "1": 1 } });
 
     expect(fixtureRecorder.eventHubCalls).toHaveLength(1);
     const { messages, triggerMetadata } = fixtureRecorder.eventHubCalls[0]!;
     expect(messages).toEqual([twinEvent("d1", 4).body]);
     expect(triggerMetadata).toMatchObject({
       propertiesArray: [{ deviceId: "d1", hubName: "fixture-hub", opType: "updateTwin" }],
+      partitionKeyArray: ["d1"],
       sequenceNumberArray: [0],
       // As the host sends them: offsets as a string collection (each JSON-parsed by the library), times as
       // .NET DateTime text of Kind Unspecified (no zone, no trailing zeros).
@@ -106,8 +143,7 @@ describe("Event Hub functions", () => {
   });
 
   test("delivers each partition in order, in batches no larger than host.json's maxEventBatchSize", async () => {
-    await start();
-    for (let v = 1; v <= 5; v++) stream.append("0", twinEvent("d2", v).body);
+    await start({ before: (s) => { for (let v = 1; v <= 5; v++) s.append("0", twinEvent("d2", v).body); } });
     await host!.drained();
 
     const versions = fixtureRecorder.eventHubCalls.flatMap((c) => c.messages.map((m) => (m as { version: number }).version));
@@ -117,35 +153,101 @@ describe("Event Hub functions", () => {
   });
 
   test("re-invokes a batch that threw with the same events until it succeeds, keeping order", async () => {
-    await start();
     fixtureRecorder.failNextEventHubCalls = 2;
-    stream.append("0", twinEvent("d3", 1).body);
-    stream.append("0", twinEvent("d3", 2).body);
-    stream.append("0", twinEvent("d3", 3).body);
+    await start({ before: (s) => [1, 2, 3].forEach((v) => s.append("0", twinEvent("d3", v).body)) });
     await host!.drained();
 
+    // How the SDK cuts batches depends on when events arrive (up to maxEventBatchSize 2); whatever the first
+    // batch is, it is tried three times with the same events, and the rest follows in order.
     const calls = fixtureRecorder.eventHubCalls.map((c) => ({ versions: c.messages.map((m) => (m as { version: number }).version), retryCount: c.retryCount }));
-    expect(calls).toEqual([
-      { versions: [1, 2], retryCount: 0 },
-      { versions: [1, 2], retryCount: 1 },
-      { versions: [1, 2], retryCount: 2 },
-      { versions: [3], retryCount: 0 },
-    ]);
-    expect(host!.stats().eventHub).toMatchObject({ batches: 2, events: 3, retries: 2, failures: 0 });
+    const first = calls[0]!.versions;
+    expect(calls.slice(0, 3)).toEqual([0, 1, 2].map((retryCount) => ({ versions: first, retryCount })));
+    expect(calls.slice(3).every((c) => c.retryCount === 0 && c.versions.length <= 2)).toBe(true);
+    expect([...first, ...calls.slice(3).flatMap((c) => c.versions)]).toEqual([1, 2, 3]);
+    expect(host!.stats().eventHub).toMatchObject({ batches: calls.length - 2, events: 3, retries: 2, failures: 0 });
   });
 
   test("checkpoints past a batch once its retries run out, and counts it lost", async () => {
     const errors: string[] = [];
-    const lossy = await start({ partitions: 1, log: (e) => (e.level === "error" ? errors.push(e.message) : undefined) });
     fixtureRecorder.failNextEventHubCalls = 4; // first try + maxRetryCount 3
-    stream.append("0", twinEvent("d4", 1).body);
-    stream.append("0", twinEvent("d4", 2).body);
-    stream.append("0", twinEvent("d4", 3).body);
+    const lossy = await start({
+      partitions: 1,
+      log: (e) => (e.level === "error" ? errors.push(e.message) : undefined),
+      before: (s) => [1, 2, 3].forEach((v) => s.append("0", twinEvent("d4", v).body)),
+    });
     await lossy.drained();
 
-    expect(lossy.stats().eventHub).toMatchObject({ failures: 1, lostEvents: 2, retries: 3, events: 3 });
-    expect(errors.some((m) => m.startsWith("LOST BATCH"))).toBe(true);
-    expect(fixtureRecorder.eventHubCalls.at(-1)!.messages).toEqual([twinEvent("d4", 3).body]);
+    const batches = fixtureRecorder.eventHubCalls.map((c) => c.messages.map((m) => (m as { version: number }).version));
+    const lost = batches[0]!;
+    expect(batches.slice(0, 4)).toEqual([lost, lost, lost, lost]);
+    expect(lossy.stats().eventHub).toMatchObject({ failures: 1, lostEvents: lost.length, retries: 3, events: 3 });
+    expect(errors.filter((m) => m.startsWith("LOST BATCH"))).toHaveLength(1);
+    // The lost batch is checkpointed past: the next events come once each, and it never again.
+    expect([...lost, ...batches.slice(4).flat()]).toEqual([1, 2, 3]);
+  });
+});
+
+describe("Event Hub consumption through @azure/event-hubs", () => {
+  const deliveredVersions = () => fixtureRecorder.eventHubCalls.flatMap((c) => c.messages).map((m) => (m as { version: number }).version);
+
+  test("keeps its checkpoints in the functions' store, so a restarted host delivers only what came after", async () => {
+    await start({ before: (s) => [1, 2, 3].forEach((v) => s.append("0", twinEvent("d5", v).body)) });
+    await host!.drained();
+    await host!.stop();
+    // Written by the host through the SDK's CheckpointStore: the last event of each partition it processed.
+    const { rows } = await db.query<{ partition_id: string; sequence_number: string | number }>(
+      "SELECT partition_id, sequence_number FROM event_hub_checkpoints WHERE event_hub_name = 'fixture-hub' ORDER BY partition_id",
+    );
+    expect(rows.map((r) => [r.partition_id, Number(r.sequence_number)])).toEqual([["0", 2]]);
+
+    stream.append("0", twinEvent("d5", 4).body);
+    stream.append("1", twinEvent("d6", 1).body);
+    const restarted = await start({ resume: true });
+    await restarted.drained();
+    expect(deliveredVersions().sort()).toEqual([1, 1, 2, 3, 4]); // d5's 1..4 once each, d6's 1 once
+    const seen = fixtureRecorder.eventHubCalls.flatMap((c) =>
+      (c.triggerMetadata!.sequenceNumberArray as number[]).map((seq) => `${(c.triggerMetadata!.partitionContext as { partitionId: string }).partitionId}:${seq}`),
+    );
+    expect(seen.sort()).toEqual(["0:0", "0:1", "0:2", "0:3", "1:0"]);
+    expect(restarted.stats().eventHub.byFunction.captureEvents).toMatchObject({ events: 2, checkpoints: { "0": 4, "1": 1 }, ownedPartitions: ["0", "1"] });
+  });
+
+  test("drained() waits for events appended while the host runs", async () => {
+    const h = await start();
+    await h.drained();
+    for (let v = 1; v <= 7; v++) stream.append(String(v % 2), twinEvent("d7", v).body);
+    await h.drained();
+    expect(fixtureRecorder.eventHubCalls.flatMap((c) => c.messages)).toHaveLength(7);
+    expect(h.stats().eventHub.byFunction.captureEvents!.checkpoints).toEqual({ "0": 3, "1": 4 });
+  });
+
+  test("leaves an Event Hub function untriggered, with a warning naming the setting, when its connection setting is not set", async () => {
+    const warnings: string[] = [];
+    host = await startLocalHost({
+      modules: [path.join(fixturesDir, "hostFixtureFunctions.ts")],
+      rootDir: fixturesDir,
+      settings,
+      port: 0,
+      scheduleTimers: false,
+      log: (e) => (e.level === "warning" ? warnings.push(e.message) : undefined),
+    });
+    expect(warnings).toEqual([expect.stringMatching(/^captureEvents: app setting FixtureEvents is not set, so this Event Hub function will not be triggered/)]);
+    expect(host.stats().eventHub.byFunction).toEqual({});
+    await host.drained();
+  });
+
+  test("refuses a connection setting that is not an Event Hubs connection string, naming the setting and never quoting it", async () => {
+    const secret = "hunter2-not-a-key";
+    const failed = startLocalHost({
+      modules: [path.join(fixturesDir, "hostFixtureFunctions.ts")],
+      rootDir: fixturesDir,
+      settings: { ...settings, FixtureEvents: `HostName=localhost;SharedAccessKey=${secret}` },
+      port: 0,
+      scheduleTimers: false,
+      log: () => undefined,
+    });
+    await expect(failed).rejects.toThrow(/^app setting FixtureEvents is not an Event Hubs connection string/);
+    await expect(failed).rejects.not.toThrow(new RegExp(secret));
   });
 });
 

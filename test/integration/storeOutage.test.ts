@@ -4,8 +4,10 @@
  * exactly what an uninterrupted run of the same batch leaves. The server is the test's own
  * (test/support/privatePostgres), killed with `pg_ctl stop -m immediate`.
  */
+import { randomBytes } from "node:crypto";
 import path from "node:path";
 import { Client } from "pg";
+import { startEventHubsEndpoint, type EventHubsEndpoint } from "../../local/emulator/startEventHubsEndpoint";
 import { startLocalHost, type LocalHost } from "../../local/host/startLocalHost";
 import type { ReceivedEvent } from "../../shared/events/ReceivedEvent";
 import { toTriggerInput } from "../../local/host/toTriggerInput";
@@ -130,9 +132,11 @@ describeOutage("a PostgreSQL outage in the middle of a batch", () => {
   describe("through the local functions host", () => {
     let host: LocalHost | undefined;
     let blocker: Client | undefined;
+    let endpoint: EventHubsEndpoint | undefined;
     afterEach(async () => {
       await blocker?.end().catch(() => undefined);
       await host?.stop();
+      await endpoint?.close();
       await closeRuntime();
     });
 
@@ -148,11 +152,13 @@ describeOutage("a PostgreSQL outage in the middle of a batch", () => {
       await (await openStore({ store: { kind: "postgres", connectionString: url } })).close();
 
       const stream = new InMemoryEventStream(1);
+      endpoint = await startEventHubsEndpoint(stream, { eventHubName: "twin-changes", key: randomBytes(16).toString("base64") });
       host = await startLocalHost({
         modules: [path.join(__dirname, "..", "..", "functions", "reconcileTwinChanges.ts")],
         rootDir: path.join(__dirname, "..", "host", "fixtures"),
-        settings: { DATABASE_URL: url, POLICY_JSON: JSON.stringify(SEED_POLICY), TWIN_EVENTS_HUB_NAME: "twin-changes" },
-        eventStream: stream,
+        // The checkpoints live in the same store, so they ride out the outage too.
+        settings: { DATABASE_URL: url, POLICY_JSON: JSON.stringify(SEED_POLICY), TWIN_EVENTS_HUB_NAME: "twin-changes", TwinEvents: endpoint.connectionString },
+        eventHubs: { maxWaitTimeInSeconds: 0.2 },
         port: 0,
         scheduleTimers: false,
         log: () => undefined,
