@@ -133,12 +133,19 @@ test("every emitted event is processed exactly once in effect: duplicates and a 
   expect(host!.stats().eventHub).toMatchObject({ failures: 0, lostEvents: 0 });
   expect(host!.stats().eventHub.events).toBe(emulator.counters.events.appended);
 
-  // The reconciler's copy of each twin is the hub's: no change lost, none applied twice.
+  // The reconciler's copy of each twin is the hub's, read through azure-iothub: version, and the
+  // desired and reported sections with their values and `$metadata` (the product stores both).
   const before = await storeSnapshot();
+  const registry = emulator.createRegistryClient();
   for (const { deviceId } of devices) {
-    const hubTwin = emulator.getTwin({ deviceId, moduleId: null }) as { version: number };
-    const stored = before.twins.find((t) => t.device_id === deviceId) as { version: number | string } | undefined;
-    expect({ deviceId, version: Number(stored?.version) }).toEqual({ deviceId, version: hubTwin.version });
+    const hubTwin = (await registry.getTwin(deviceId)).responseBody as unknown as { version: number; properties: { desired: unknown; reported: unknown } };
+    const stored = before.twins.find((t) => t.device_id === deviceId) as { version: number | string; desired: unknown; reported: unknown } | undefined;
+    expect({ deviceId, version: Number(stored?.version), desired: stored?.desired, reported: stored?.reported }).toEqual({
+      deviceId,
+      version: hubTwin.version,
+      desired: hubTwin.properties.desired,
+      reported: hubTwin.properties.reported,
+    });
   }
 
   // A host restarted on the same consumer group resumes after its checkpoints: nothing again.
