@@ -4,6 +4,7 @@ import type { RepushConfig } from "./config";
 import { evaluateCompliance } from "./compliance/evaluateCompliance";
 import type { PropertyRecord, Transition } from "./compliance/PropertyRecord";
 import type { TransitionCause } from "./compliance/ComplianceState";
+import { isRepushDue } from "./compliance/staleAndDue";
 import { hubErrorKind, type TwinRegistry } from "./hub/TwinRegistry";
 import type { Policy } from "./policy/Policy";
 import { desiredPatch } from "./repush/desiredPatch";
@@ -301,7 +302,7 @@ async function probeTwin(
 
   // Out of attempts and still not compliant on the fresh read: escalate, push nothing for it.
   const toPush: PropertyRecord[] = [];
-  for (const record of evaluation.records.filter((r) => isDue(r, scheduleOf(r), now))) {
+  for (const record of evaluation.records.filter((r) => isRepushDue(r, scheduleOf(r), now))) {
     const schedule = scheduleOf(record);
     if (schedule.attempts < settings.maxAttempts || record.state === "escalated") toPush.push(record);
     else seen.escalate.set(record.path, { desiredVersion: record.desiredVersion, nextAttemptAt: schedule.nextAttemptAt });
@@ -400,24 +401,6 @@ async function handleHubError(
   }
   // A failed read (not 404/429): nothing learned, nothing counted; the lease is released, due next run.
   return undefined;
-}
-
-/** Due now, given its schedule: stale; drifted when the rule allows; or a scheduled re-push whose time has come. */
-export function isDue(record: PropertyRecord, schedule: RepushSchedule, now: string): boolean {
-  if (schedule.nextAttemptAt !== null && Date.parse(schedule.nextAttemptAt) > Date.parse(now)) return false;
-  const scheduled = schedule.nextAttemptAt !== null;
-  switch (record.state) {
-    case "stale":
-      return true;
-    case "pending":
-      return scheduled || Date.parse(record.staleAt) <= Date.parse(now);
-    case "drifted":
-      return record.repushDrift || scheduled;
-    case "escalated":
-      return scheduled;
-    default:
-      return false;
-  }
 }
 
 function backoffFrom(at: string, attempt: number, deps: RunDeps): string {

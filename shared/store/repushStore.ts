@@ -4,25 +4,16 @@ import type { TwinKey } from "../twin/Twin";
 import { keyString } from "./complianceStore";
 import type { Database, Queryable } from "./Database";
 import { lockTwins } from "./lockTwins";
+import { recordStateAtSql, repushDueSql, type RepushSchedule } from "../compliance/staleAndDue";
+
+export type { RepushSchedule };
 
 /**
  * The re-push timer's SQL: claiming due devices under a lease, the per-record schedule
  * (attempts, next_attempt_at), removing a deleted device, and the counters. Schema: 002_repush.sql.
- *
- * A record is due when its next_attempt_at is null or has come, and
- *   - it is stale (stored `stale`, or `pending` with stale_at <= now), or
- *   - it is drifted and its rule allows re-pushing drift (repush_drift), or
- *   - a re-push is already scheduled for it (next_attempt_at set: a back-off running, or an
- *     operator's "re-push now") and it is pending, drifted or escalated.
- * `failed` is never due: the device said no, re-sending the same value will not change its mind.
+ * Which records are due is the compliance room's rule (shared/compliance/staleAndDue.ts).
  */
-const DUE = `
-  p.state IN ('pending', 'stale', 'drifted', 'escalated')
-  AND (p.next_attempt_at IS NULL OR p.next_attempt_at <= $1::timestamptz)
-  AND (p.state = 'stale'
-       OR (p.state = 'pending' AND (p.stale_at <= $1::timestamptz OR p.next_attempt_at IS NOT NULL))
-       OR (p.state = 'drifted' AND (p.repush_drift OR p.next_attempt_at IS NOT NULL))
-       OR (p.state = 'escalated' AND p.next_attempt_at IS NOT NULL))`;
+const DUE = repushDueSql("p", "$1::timestamptz");
 
 export interface ClaimOptions {
   /** The run's clock (ISO-8601): decides what is due and when the lease ends. */
@@ -103,13 +94,6 @@ export async function holdRepushLeases(tx: Queryable, keys: readonly TwinKey[], 
   return result.rows.map((raw) => toKey(keyRow.parse(raw)));
 }
 
-/** The re-push bookkeeping of one record. */
-export interface RepushSchedule {
-  attempts: number;
-  /** ISO-8601, or null: no re-push scheduled. */
-  nextAttemptAt: string | null;
-}
-
 const scheduleRow = z.object({
   device_id: z.string(),
   module_id: z.string(),
@@ -172,7 +156,7 @@ export async function removeDeletedTwin(tx: Queryable, key: TwinKey, at: string,
   const history = await tx.query(
     `INSERT INTO property_history (device_id, module_id, path, from_state, to_state, cause, at, desired_version, desired, reported, detail)
      SELECT device_id, module_id, path,
-            CASE WHEN state = 'pending' AND stale_at <= $${n + 1}::timestamptz THEN 'stale' ELSE state END,
+            ${recordStateAtSql("property_records", `$${n + 1}::timestamptz`)},
             'removed', 'deleted', $${n + 1}::timestamptz, desired_version, desired, reported, $${n + 2}::jsonb
        FROM property_records WHERE ${scope}
       ORDER BY module_id, path
