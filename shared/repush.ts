@@ -10,7 +10,7 @@ import type { Policy } from "./policy/Policy";
 import { desiredPatch } from "./repush/desiredPatch";
 import { repushBackoffMs } from "./repush/repushBackoff";
 import type { Database, Queryable } from "./store/Database";
-import { addDeviceRow, keyString, loadTwinStates, writeBatch, type BatchWrite, type StoredTwinState } from "./store/complianceStore";
+import { addDeviceRow, loadTwinStates, writeBatch, type BatchWrite, type StoredTwinState } from "./store/complianceStore";
 import { lockTwins } from "./store/lockTwins";
 import {
   claimDueDevices,
@@ -169,7 +169,7 @@ export async function repushStaleDesired(deps: RepushDeps): Promise<RepushRunRes
     callsEndBy,
     slowestCallMs: 0,
   };
-  const unfinished = new Map(claimed.map((key) => [keyString(key.deviceId, key.moduleId), key]));
+  const unfinished = new Map(claimed.map((key) => [twinKeyString(key), key]));
   const chunkSize = Math.max(1, deps.batchSize ?? 25);
   let stop = false;
 
@@ -185,7 +185,7 @@ export async function repushStaleDesired(deps: RepushDeps): Promise<RepushRunRes
       const done: TwinKey[] = [];
       const worker = async (): Promise<void> => {
         for (let key = queue.shift(); key && !stop; key = queue.shift()) {
-          const id = keyString(key.deviceId, key.moduleId);
+          const id = twinKeyString(key);
           try {
             const outcome = await probeTwin(key, planned.get(id), plannedSchedules.get(id) ?? new Map(), runDeps, result);
             if (outcome) outcomes.push(outcome);
@@ -200,7 +200,7 @@ export async function repushStaleDesired(deps: RepushDeps): Promise<RepushRunRes
       await Promise.all(Array.from({ length: Math.max(1, deps.concurrency ?? 4) }, worker));
       await deps.hooks?.beforeCommit?.([...done]);
       await commitChunk(runDeps, outcomes, done, result);
-      for (const key of done) unfinished.delete(keyString(key.deviceId, key.moduleId));
+      for (const key of done) unfinished.delete(twinKeyString(key));
     }
   } finally {
     clearTimeout(timer);
@@ -424,14 +424,14 @@ async function commitChunk(deps: RunDeps, outcomes: readonly HubOutcome[], done:
     const at = deps.clock().toISOString();
     const held = await holdRepushLeases(tx, done, deps.owner, at);
     result.leaseLost += done.length - held.length;
-    const holds = new Set(held.map((k) => keyString(k.deviceId, k.moduleId)));
-    const mine = outcomes.filter((o) => holds.has(keyString(o.key.deviceId, o.key.moduleId)));
+    const holds = new Set(held.map((k) => twinKeyString(k)));
+    const mine = outcomes.filter((o) => holds.has(twinKeyString(o.key)));
     const seen = mine.filter((o): o is SeenTwin => o.kind === "seen");
     const stored = await loadTwinStates(tx, seen.map((o) => o.key));
     const schedules = await loadRepushSchedules(tx, seen.map((o) => o.key));
     const write: ChunkWrite = { batch: { at, twins: [], records: [], removed: [], history: [], devices: [], deadLetters: [] }, schedules: [] };
     for (const o of seen) {
-      const id = keyString(o.key.deviceId, o.key.moduleId);
+      const id = twinKeyString(o.key);
       decideTwin(o, stored.get(id), schedules.get(id) ?? new Map(), deps, result, write);
     }
     const { batch } = write;

@@ -1,7 +1,6 @@
 import { z } from "zod";
 import type { Json } from "../twin/json";
-import type { TwinKey } from "../twin/Twin";
-import { keyString } from "./complianceStore";
+import { twinKeyString, type TwinKey } from "../twin/Twin";
 import type { Database, Queryable } from "./Database";
 import { lockTwins } from "./lockTwins";
 import { recordStateAtSql, repushDueSql, type RepushSchedule } from "../compliance/staleAndDue";
@@ -102,7 +101,7 @@ const scheduleRow = z.object({
   next_attempt_at: z.coerce.date().nullable(),
 });
 
-/** Attempts and next attempt of every record of `keys`: by twin (`keyString`), then by path. One query. */
+/** Attempts and next attempt of every record of `keys`: by twin (`twinKeyString`), then by path. One query. */
 export async function loadRepushSchedules(db: Queryable, keys: readonly TwinKey[]): Promise<Map<string, Map<string, RepushSchedule>>> {
   const schedules = new Map<string, Map<string, RepushSchedule>>();
   if (keys.length === 0) return schedules;
@@ -114,7 +113,7 @@ export async function loadRepushSchedules(db: Queryable, keys: readonly TwinKey[
   );
   for (const raw of result.rows) {
     const row = scheduleRow.parse(raw);
-    const id = keyString(row.device_id, row.module_id === "" ? null : row.module_id);
+    const id = twinKeyString(toKey(row));
     let twin = schedules.get(id);
     if (!twin) schedules.set(id, (twin = new Map()));
     twin.set(row.path, { attempts: row.attempts, nextAttemptAt: row.next_attempt_at?.toISOString() ?? null });
