@@ -7,6 +7,7 @@ import { storableJson, type DeadLetter } from "../events/decodeTwinChanges";
 import { jsonEqual, type Json, type JsonObject } from "../twin/json";
 import { twinKeyString, type Twin, type TwinKey } from "../twin/Twin";
 import type { Queryable } from "./Database";
+import { isoTime, sqlTime } from "./sqlTime";
 
 /** What the store holds about one twin: its stored copy, current records and device row. */
 export interface StoredTwinState {
@@ -66,10 +67,8 @@ export interface LifecycleMark {
 }
 
 const json = z.custom<Json>(() => true);
-// Timestamps are read as ISO-8601 text formatted by SQL (isoTime below): cheaper than pg's Date
-// parsing and a round trip through Date, which showed in the reconcile profile.
-const time = z.string().regex(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
-const isoTime = (column: string, as: string): string => `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS ${as}`;
+// Timestamps: read as ISO-8601 text formatted by SQL (sqlTime.ts).
+const time = sqlTime;
 const twinRow = z.object({
   device_id: z.string(),
   module_id: z.string(),

@@ -3,6 +3,7 @@ import type { Json } from "../twin/json";
 import { twinKeyString, type TwinKey } from "../twin/Twin";
 import type { Database, Queryable } from "./Database";
 import { lockTwins } from "./lockTwins";
+import { isoTime, sqlTime } from "./sqlTime";
 import { recordStateAtSql, repushDueSql, type RepushSchedule } from "../compliance/staleAndDue";
 
 export type { RepushSchedule };
@@ -54,11 +55,11 @@ export async function claimDueDevices(db: Queryable, options: ClaimOptions): Pro
      UPDATE devices d SET repush_lease_owner = $3, repush_lease_until = $4::timestamptz
        FROM claimed c
       WHERE d.device_id = c.device_id AND d.module_id = c.module_id
-     RETURNING d.device_id, d.module_id, c.due_at`,
+     RETURNING d.device_id, d.module_id, ${isoTime("c.due_at", "due_at")}`,
     [options.now, options.limit, options.owner, leaseUntil],
   );
-  const rows = result.rows.map((raw) => keyRow.extend({ due_at: z.coerce.date() }).parse(raw));
-  rows.sort((a, b) => a.due_at.getTime() - b.due_at.getTime() || (a.device_id < b.device_id ? -1 : a.device_id > b.device_id ? 1 : 0));
+  const rows = result.rows.map((raw) => keyRow.extend({ due_at: sqlTime }).parse(raw));
+  rows.sort((a, b) => (a.due_at < b.due_at ? -1 : a.due_at > b.due_at ? 1 : 0) || (a.device_id < b.device_id ? -1 : a.device_id > b.device_id ? 1 : 0));
   return rows.map(toKey);
 }
 
@@ -98,7 +99,7 @@ const scheduleRow = z.object({
   module_id: z.string(),
   path: z.string(),
   attempts: z.coerce.number().int(),
-  next_attempt_at: z.coerce.date().nullable(),
+  next_attempt_at: sqlTime.nullable(),
 });
 
 /** Attempts and next attempt of every record of `keys`: by twin (`twinKeyString`), then by path. One query. */
@@ -106,7 +107,7 @@ export async function loadRepushSchedules(db: Queryable, keys: readonly TwinKey[
   const schedules = new Map<string, Map<string, RepushSchedule>>();
   if (keys.length === 0) return schedules;
   const result = await db.query(
-    `SELECT p.device_id, p.module_id, p.path, p.attempts, p.next_attempt_at
+    `SELECT p.device_id, p.module_id, p.path, p.attempts, ${isoTime("p.next_attempt_at", "next_attempt_at")}
        FROM jsonb_to_recordset($1::jsonb) AS k(device_id text, module_id text)
        JOIN property_records p ON p.device_id = k.device_id AND p.module_id = k.module_id`,
     [keysParam(keys)],
@@ -116,7 +117,7 @@ export async function loadRepushSchedules(db: Queryable, keys: readonly TwinKey[
     const id = twinKeyString(toKey(row));
     let twin = schedules.get(id);
     if (!twin) schedules.set(id, (twin = new Map()));
-    twin.set(row.path, { attempts: row.attempts, nextAttemptAt: row.next_attempt_at?.toISOString() ?? null });
+    twin.set(row.path, { attempts: row.attempts, nextAttemptAt: row.next_attempt_at });
   }
   return schedules;
 }
