@@ -2,12 +2,12 @@ import type { TransitionCause } from "./compliance/ComplianceState";
 import { evaluateCompliance } from "./compliance/evaluateCompliance";
 import type { PropertyRecord } from "./compliance/PropertyRecord";
 import type { Policy } from "./policy/Policy";
-import { addDeviceRow, keyString, loadTwinStates, writeBatch, type BatchWrite, type StoredTwinState } from "./store/complianceStore";
+import { addDeviceRow, loadTwinStates, writeBatch, type BatchWrite, type StoredTwinState } from "./store/complianceStore";
 import type { Database } from "./store/Database";
 import { lockTwins } from "./store/lockTwins";
 import { removeDeletedTwin } from "./store/repushStore";
 import { jsonEqual } from "./twin/json";
-import type { Twin } from "./twin/Twin";
+import { twinKeyString, type Twin } from "./twin/Twin";
 
 export interface ApplyHubTwinsDeps {
   db: Database;
@@ -27,7 +27,7 @@ export interface ApplyHubTwinsOptions {
    */
   consistency: "strong" | "eventual";
   /**
-   * The stored version of each twin (by `keyString`; absent: none stored) as the caller saw it
+   * The stored version of each twin (by `twinKeyString`; absent: none stored) as the caller saw it
    * before its hub read. A strong read lower than the stored version means "created again" only if
    * the stored version is still the one seen before the read; otherwise a concurrent writer (a
    * re-push storing the twin its patch produced) got there after the read, and the read is merely
@@ -62,7 +62,7 @@ export async function applyHubTwins(deps: ApplyHubTwinsDeps, twins: readonly Twi
   // One twin per key: the newest read wins.
   const latest = new Map<string, Twin>();
   for (const twin of twins) {
-    const id = keyString(twin.deviceId, twin.moduleId);
+    const id = twinKeyString(twin);
     const seen = latest.get(id);
     if (!seen || twin.version > seen.version) latest.set(id, twin);
   }

@@ -11,7 +11,6 @@ import type { Database, Queryable } from "./store/Database";
 import {
   addDeviceRow,
   isDataError,
-  keyString,
   listModuleTwins,
   loadLifecycleMarks,
   loadTwinStates,
@@ -187,7 +186,7 @@ export async function reconcileDecoded(decoded: DecodedBatch, deps: ReconcileDep
 
 interface Plan {
   groups: Map<string, TwinGroup>;
-  /** Twins read from the hub between attempts, by `keyString`. */
+  /** Twins read from the hub between attempts, by `twinKeyString`. */
   hubTwins: Map<string, HubRead>;
   /** Twins the hub was asked for (read or failed): never asked twice in one batch. */
   asked: Set<string>;
@@ -263,7 +262,7 @@ async function setAsideUnstorableIds(db: Queryable, plan: Plan): Promise<boolean
       if (!isDataError(error)) throw error;
       plan.refused.push(...deadLettersOf(group, `the store cannot hold this twin id: ${errorText(error)}`, plan.raw));
       plan.groups.delete(id);
-      plan.lockKeys = plan.lockKeys.filter((k) => keyString(k.deviceId, k.moduleId) !== id);
+      plan.lockKeys = plan.lockKeys.filter((k) => twinKeyString(k) !== id);
       found = true;
     }
   }
@@ -374,7 +373,7 @@ const isDelete = (step: Step): boolean => step.kind === "lifecycle" && step.even
 function groupByTwin(events: readonly TwinChangeEvent[], lifecycle: readonly LifecycleEvent[]): Map<string, TwinGroup> {
   const groups = new Map<string, TwinGroup>();
   const groupOf = (key: TwinKey): TwinGroup => {
-    const id = keyString(key.deviceId, key.moduleId);
+    const id = twinKeyString(key);
     let group = groups.get(id);
     if (!group) groups.set(id, (group = { key: { deviceId: key.deviceId, moduleId: key.moduleId }, steps: [], changes: [] }));
     return group;

@@ -4,12 +4,13 @@ import type { RepushConfig } from "./config";
 import { evaluateCompliance } from "./compliance/evaluateCompliance";
 import type { PropertyRecord, Transition } from "./compliance/PropertyRecord";
 import type { TransitionCause } from "./compliance/ComplianceState";
+import { isRepushDue } from "./compliance/staleAndDue";
 import { hubErrorKind, type TwinRegistry } from "./hub/TwinRegistry";
 import type { Policy } from "./policy/Policy";
 import { desiredPatch } from "./repush/desiredPatch";
 import { repushBackoffMs } from "./repush/repushBackoff";
 import type { Database, Queryable } from "./store/Database";
-import { addDeviceRow, keyString, loadTwinStates, writeBatch, type BatchWrite, type StoredTwinState } from "./store/complianceStore";
+import { addDeviceRow, loadTwinStates, writeBatch, type BatchWrite, type StoredTwinState } from "./store/complianceStore";
 import { lockTwins } from "./store/lockTwins";
 import {
   claimDueDevices,
@@ -168,7 +169,7 @@ export async function repushStaleDesired(deps: RepushDeps): Promise<RepushRunRes
     callsEndBy,
     slowestCallMs: 0,
   };
-  const unfinished = new Map(claimed.map((key) => [keyString(key.deviceId, key.moduleId), key]));
+  const unfinished = new Map(claimed.map((key) => [twinKeyString(key), key]));
   const chunkSize = Math.max(1, deps.batchSize ?? 25);
   let stop = false;
 
@@ -184,7 +185,7 @@ export async function repushStaleDesired(deps: RepushDeps): Promise<RepushRunRes
       const done: TwinKey[] = [];
       const worker = async (): Promise<void> => {
         for (let key = queue.shift(); key && !stop; key = queue.shift()) {
-          const id = keyString(key.deviceId, key.moduleId);
+          const id = twinKeyString(key);
           try {
             const outcome = await probeTwin(key, planned.get(id), plannedSchedules.get(id) ?? new Map(), runDeps, result);
             if (outcome) outcomes.push(outcome);
@@ -199,7 +200,7 @@ export async function repushStaleDesired(deps: RepushDeps): Promise<RepushRunRes
       await Promise.all(Array.from({ length: Math.max(1, deps.concurrency ?? 4) }, worker));
       await deps.hooks?.beforeCommit?.([...done]);
       await commitChunk(runDeps, outcomes, done, result);
-      for (const key of done) unfinished.delete(keyString(key.deviceId, key.moduleId));
+      for (const key of done) unfinished.delete(twinKeyString(key));
     }
   } finally {
     clearTimeout(timer);
@@ -301,7 +302,7 @@ async function probeTwin(
 
   // Out of attempts and still not compliant on the fresh read: escalate, push nothing for it.
   const toPush: PropertyRecord[] = [];
-  for (const record of evaluation.records.filter((r) => isDue(r, scheduleOf(r), now))) {
+  for (const record of evaluation.records.filter((r) => isRepushDue(r, scheduleOf(r), now))) {
     const schedule = scheduleOf(record);
     if (schedule.attempts < settings.maxAttempts || record.state === "escalated") toPush.push(record);
     else seen.escalate.set(record.path, { desiredVersion: record.desiredVersion, nextAttemptAt: schedule.nextAttemptAt });
@@ -402,24 +403,6 @@ async function handleHubError(
   return undefined;
 }
 
-/** Due now, given its schedule: stale; drifted when the rule allows; or a scheduled re-push whose time has come. */
-export function isDue(record: PropertyRecord, schedule: RepushSchedule, now: string): boolean {
-  if (schedule.nextAttemptAt !== null && Date.parse(schedule.nextAttemptAt) > Date.parse(now)) return false;
-  const scheduled = schedule.nextAttemptAt !== null;
-  switch (record.state) {
-    case "stale":
-      return true;
-    case "pending":
-      return scheduled || Date.parse(record.staleAt) <= Date.parse(now);
-    case "drifted":
-      return record.repushDrift || scheduled;
-    case "escalated":
-      return scheduled;
-    default:
-      return false;
-  }
-}
-
 function backoffFrom(at: string, attempt: number, deps: RunDeps): string {
   const delay = repushBackoffMs(attempt, { baseMs: deps.settings.backoffBaseMs, capMs: deps.settings.backoffCapMs }, deps.random);
   return new Date(Date.parse(at) + delay).toISOString();
@@ -441,14 +424,14 @@ async function commitChunk(deps: RunDeps, outcomes: readonly HubOutcome[], done:
     const at = deps.clock().toISOString();
     const held = await holdRepushLeases(tx, done, deps.owner, at);
     result.leaseLost += done.length - held.length;
-    const holds = new Set(held.map((k) => keyString(k.deviceId, k.moduleId)));
-    const mine = outcomes.filter((o) => holds.has(keyString(o.key.deviceId, o.key.moduleId)));
+    const holds = new Set(held.map((k) => twinKeyString(k)));
+    const mine = outcomes.filter((o) => holds.has(twinKeyString(o.key)));
     const seen = mine.filter((o): o is SeenTwin => o.kind === "seen");
     const stored = await loadTwinStates(tx, seen.map((o) => o.key));
     const schedules = await loadRepushSchedules(tx, seen.map((o) => o.key));
     const write: ChunkWrite = { batch: { at, twins: [], records: [], removed: [], history: [], devices: [], deadLetters: [] }, schedules: [] };
     for (const o of seen) {
-      const id = keyString(o.key.deviceId, o.key.moduleId);
+      const id = twinKeyString(o.key);
       decideTwin(o, stored.get(id), schedules.get(id) ?? new Map(), deps, result, write);
     }
     const { batch } = write;

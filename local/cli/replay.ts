@@ -11,6 +11,7 @@ import { writeBatch } from "../../shared/store/complianceStore";
 import type { JsonObject } from "../../shared/twin/json";
 import type { ComplianceState } from "../../shared/compliance/ComplianceState";
 import type { JsonValue } from "../../shared/reports/jsonValue";
+import { twinKeyString } from "../../shared/twin/Twin";
 import { readLines } from "./readLines";
 
 /**
@@ -180,7 +181,7 @@ export function formatReplayReport(report: ReplayReport): string {
   out.push(`events: applied ${summary.events.applied}, duplicates ${summary.events.duplicates}, ignored ${summary.events.ignored}, dead-lettered ${summary.events.deadLettered}`);
   const rows: string[][] = [["DEVICE", "PROPERTY", "REPORTED AT", "COMPARE", "STATE", "DESIRED", "REPORTED"]];
   for (const device of report.devices) {
-    const id = device.moduleId ? `${device.deviceId}/${device.moduleId}` : device.deviceId;
+    const id = twinKeyString({ deviceId: device.deviceId, moduleId: device.moduleId || null });
     rows.push([`${id} (${device.state}${device.resyncNeeded ? ", resync needed" : ""})`, "", "", "", "", "", ""]);
     for (const p of device.properties) {
       rows.push(["", p.path, p.reportedPath === p.path ? "" : p.reportedPath, p.compare, p.state, short(p.desired), short(p.reported)]);

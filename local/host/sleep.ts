@@ -1,13 +1,10 @@
-/** Resolves after `ms`, or at once when `signal` aborts (never rejects). */
+import { sleep as sleepOrReject } from "../../shared/sleep";
+
+/**
+ * Resolves after `ms`, or at once when `signal` aborts (never rejects): for loops that check the
+ * signal themselves after the wait (the local host's retry and poll loops, the simulated fleet).
+ * The timer itself is the one in shared/sleep.ts; only the abort is swallowed here.
+ */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    }
-    signal?.addEventListener("abort", done, { once: true });
-  });
+  return sleepOrReject(ms, signal).catch(() => undefined);
 }

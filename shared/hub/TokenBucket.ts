@@ -1,3 +1,4 @@
+import { sleep } from "../sleep";
 import { metrics, type TokenBucketName } from "../telemetry/metrics";
 import { hubErrorKind, type TwinRegistry } from "./TwinRegistry";
 
@@ -8,22 +9,7 @@ export interface LimiterClock {
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
 }
 
-export const systemLimiterClock: LimiterClock = {
-  now: () => Date.now(),
-  sleep: (ms, signal) =>
-    new Promise<void>((resolve, reject) => {
-      if (signal?.aborted) return reject(signal.reason);
-      const onAbort = () => {
-        clearTimeout(timer);
-        reject(signal?.reason);
-      };
-      const timer = setTimeout(() => {
-        signal?.removeEventListener("abort", onAbort);
-        resolve();
-      }, Math.max(0, ms));
-      signal?.addEventListener("abort", onAbort, { once: true });
-    }),
-};
+export const systemLimiterClock: LimiterClock = { now: () => Date.now(), sleep };
 
 export interface TokenBucketOptions {
   /** Tokens added per second: the sustained rate (HUB_TWIN_OPS_PER_SECOND). */

@@ -5,9 +5,9 @@ import { summarizeDevice, type DeviceSummary } from "../compliance/summarizeDevi
 import { createHash } from "node:crypto";
 import { storableJson, type DeadLetter } from "../events/decodeTwinChanges";
 import { jsonEqual, type Json, type JsonObject } from "../twin/json";
-import type { Twin, TwinKey } from "../twin/Twin";
+import { twinKeyString, type Twin, type TwinKey } from "../twin/Twin";
 import type { Queryable } from "./Database";
-import { isoTime, isoTimeSql } from "./isoTime";
+import { isoTime, isoTimeAs } from "./isoTime";
 import { propertyRecordRow } from "./propertyRecordRow";
 
 /** What the store holds about one twin: its stored copy, current records and device row. */
@@ -68,7 +68,6 @@ export interface LifecycleMark {
 }
 
 const json = z.custom<Json>(() => true);
-const isoTimeAs = (column: string, as: string): string => `${isoTimeSql(column)} AS ${as}`;
 const twinRow = z.object({
   device_id: z.string(),
   module_id: z.string(),
@@ -86,10 +85,6 @@ const twinRow = z.object({
   device_resync_needed: z.boolean().nullable(),
 });
 const recordRow = propertyRecordRow.omit({ attempts: true, next_attempt_at: true });
-
-export function keyString(deviceId: string, moduleId: string | null): string {
-  return moduleId ? `${deviceId}\u0000${moduleId}` : deviceId;
-}
 
 const keysJson = (keys: readonly TwinKey[]): string => JSON.stringify(keys.map((k) => ({ device_id: k.deviceId, module_id: k.moduleId ?? "" })));
 
@@ -110,7 +105,7 @@ export async function loadTwinStates(db: Queryable, keys: readonly TwinKey[]): P
   for (const raw of twins.rows) {
     const row = twinRow.parse(raw);
     const moduleId = row.module_id === "" ? null : row.module_id;
-    states.set(keyString(row.device_id, moduleId), {
+    states.set(twinKeyString({ deviceId: row.device_id, moduleId }), {
       twin: {
         deviceId: row.device_id,
         moduleId,
@@ -146,7 +141,7 @@ export async function loadTwinStates(db: Queryable, keys: readonly TwinKey[]): P
   );
   for (const raw of records.rows) {
     const row = recordRow.parse(raw);
-    const state = states.get(keyString(row.device_id, row.module_id === "" ? null : row.module_id));
+    const state = states.get(twinKeyString({ deviceId: row.device_id, moduleId: row.module_id === "" ? null : row.module_id }));
     state?.records.set(row.path, toRecord(row));
   }
   return states;
@@ -387,7 +382,7 @@ const lifecycleRow = z.object({
   sequence_number: z.coerce.number().nullable(),
 });
 
-/** The last lifecycle event applied to each of `keys` that has one, by `keyString`. One query. */
+/** The last lifecycle event applied to each of `keys` that has one, by `twinKeyString`. One query. */
 export async function loadLifecycleMarks(db: Queryable, keys: readonly TwinKey[]): Promise<Map<string, LifecycleMark>> {
   const marks = new Map<string, LifecycleMark>();
   if (keys.length === 0) return marks;
@@ -400,7 +395,7 @@ export async function loadLifecycleMarks(db: Queryable, keys: readonly TwinKey[]
   for (const raw of rows) {
     const row = lifecycleRow.parse(raw);
     const moduleId = row.module_id === "" ? null : row.module_id;
-    marks.set(keyString(row.device_id, moduleId), {
+    marks.set(twinKeyString({ deviceId: row.device_id, moduleId }), {
       key: { deviceId: row.device_id, moduleId },
       op: row.op,
       at: row.at,

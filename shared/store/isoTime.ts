@@ -10,3 +10,6 @@ export function isoTimeSql(column: string): string {
 
 /** A column read through `isoTimeSql`. */
 export const isoTime = z.string().regex(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/, "not an ISO-8601 UTC time (read it through isoTimeSql)");
+
+/** `column` as ISO-8601 text named `as`: for a SELECT list or RETURNING. */
+export const isoTimeAs = (column: string, as: string): string => `${isoTimeSql(column)} AS ${as}`;

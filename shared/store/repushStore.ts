@@ -1,28 +1,19 @@
 import { z } from "zod";
 import type { Json } from "../twin/json";
-import type { TwinKey } from "../twin/Twin";
-import { keyString } from "./complianceStore";
+import { twinKeyString, type TwinKey } from "../twin/Twin";
 import type { Database, Queryable } from "./Database";
 import { lockTwins } from "./lockTwins";
+import { isoTime, isoTimeAs } from "./isoTime";
+import { recordStateAtSql, repushDueSql, type RepushSchedule } from "../compliance/staleAndDue";
+
+export type { RepushSchedule };
 
 /**
  * The re-push timer's SQL: claiming due devices under a lease, the per-record schedule
  * (attempts, next_attempt_at), removing a deleted device, and the counters. Schema: 002_repush.sql.
- *
- * A record is due when its next_attempt_at is null or has come, and
- *   - it is stale (stored `stale`, or `pending` with stale_at <= now), or
- *   - it is drifted and its rule allows re-pushing drift (repush_drift), or
- *   - a re-push is already scheduled for it (next_attempt_at set: a back-off running, or an
- *     operator's "re-push now") and it is pending, drifted or escalated.
- * `failed` is never due: the device said no, re-sending the same value will not change its mind.
+ * Which records are due is the compliance room's rule (shared/compliance/staleAndDue.ts).
  */
-const DUE = `
-  p.state IN ('pending', 'stale', 'drifted', 'escalated')
-  AND (p.next_attempt_at IS NULL OR p.next_attempt_at <= $1::timestamptz)
-  AND (p.state = 'stale'
-       OR (p.state = 'pending' AND (p.stale_at <= $1::timestamptz OR p.next_attempt_at IS NOT NULL))
-       OR (p.state = 'drifted' AND (p.repush_drift OR p.next_attempt_at IS NOT NULL))
-       OR (p.state = 'escalated' AND p.next_attempt_at IS NOT NULL))`;
+const DUE = repushDueSql("p", "$1::timestamptz");
 
 export interface ClaimOptions {
   /** The run's clock (ISO-8601): decides what is due and when the lease ends. */
@@ -64,11 +55,11 @@ export async function claimDueDevices(db: Queryable, options: ClaimOptions): Pro
      UPDATE devices d SET repush_lease_owner = $3, repush_lease_until = $4::timestamptz
        FROM claimed c
       WHERE d.device_id = c.device_id AND d.module_id = c.module_id
-     RETURNING d.device_id, d.module_id, c.due_at`,
+     RETURNING d.device_id, d.module_id, ${isoTimeAs("c.due_at", "due_at")}`,
     [options.now, options.limit, options.owner, leaseUntil],
   );
-  const rows = result.rows.map((raw) => keyRow.extend({ due_at: z.coerce.date() }).parse(raw));
-  rows.sort((a, b) => a.due_at.getTime() - b.due_at.getTime() || (a.device_id < b.device_id ? -1 : a.device_id > b.device_id ? 1 : 0));
+  const rows = result.rows.map((raw) => keyRow.extend({ due_at: isoTime }).parse(raw));
+  rows.sort((a, b) => (a.due_at < b.due_at ? -1 : a.due_at > b.due_at ? 1 : 0) || (a.device_id < b.device_id ? -1 : a.device_id > b.device_id ? 1 : 0));
   return rows.map(toKey);
 }
 
@@ -103,37 +94,30 @@ export async function holdRepushLeases(tx: Queryable, keys: readonly TwinKey[], 
   return result.rows.map((raw) => toKey(keyRow.parse(raw)));
 }
 
-/** The re-push bookkeeping of one record. */
-export interface RepushSchedule {
-  attempts: number;
-  /** ISO-8601, or null: no re-push scheduled. */
-  nextAttemptAt: string | null;
-}
-
 const scheduleRow = z.object({
   device_id: z.string(),
   module_id: z.string(),
   path: z.string(),
   attempts: z.coerce.number().int(),
-  next_attempt_at: z.coerce.date().nullable(),
+  next_attempt_at: isoTime.nullable(),
 });
 
-/** Attempts and next attempt of every record of `keys`: by twin (`keyString`), then by path. One query. */
+/** Attempts and next attempt of every record of `keys`: by twin (`twinKeyString`), then by path. One query. */
 export async function loadRepushSchedules(db: Queryable, keys: readonly TwinKey[]): Promise<Map<string, Map<string, RepushSchedule>>> {
   const schedules = new Map<string, Map<string, RepushSchedule>>();
   if (keys.length === 0) return schedules;
   const result = await db.query(
-    `SELECT p.device_id, p.module_id, p.path, p.attempts, p.next_attempt_at
+    `SELECT p.device_id, p.module_id, p.path, p.attempts, ${isoTimeAs("p.next_attempt_at", "next_attempt_at")}
        FROM jsonb_to_recordset($1::jsonb) AS k(device_id text, module_id text)
        JOIN property_records p ON p.device_id = k.device_id AND p.module_id = k.module_id`,
     [keysParam(keys)],
   );
   for (const raw of result.rows) {
     const row = scheduleRow.parse(raw);
-    const id = keyString(row.device_id, row.module_id === "" ? null : row.module_id);
+    const id = twinKeyString(toKey(row));
     let twin = schedules.get(id);
     if (!twin) schedules.set(id, (twin = new Map()));
-    twin.set(row.path, { attempts: row.attempts, nextAttemptAt: row.next_attempt_at?.toISOString() ?? null });
+    twin.set(row.path, { attempts: row.attempts, nextAttemptAt: row.next_attempt_at });
   }
   return schedules;
 }
@@ -174,7 +158,7 @@ export async function removeDeletedTwin(tx: Queryable, key: TwinKey, at: string,
   const history = await tx.query(
     `INSERT INTO property_history (device_id, module_id, path, from_state, to_state, cause, at, desired_version, desired, reported, detail)
      SELECT device_id, module_id, path,
-            CASE WHEN state = 'pending' AND stale_at <= $${n + 1}::timestamptz THEN 'stale' ELSE state END,
+            ${recordStateAtSql("property_records", `$${n + 1}::timestamptz`)},
             'removed', 'deleted', $${n + 1}::timestamptz, desired_version, desired, reported, $${n + 2}::jsonb
        FROM property_records WHERE ${scope}
       ORDER BY module_id, path

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import type { Database, Queryable } from "../store/Database";
+import { isoTime, isoTimeAs } from "../store/isoTime";
 import type { TwinKey } from "../twin/Twin";
 
 /**
@@ -28,7 +29,7 @@ export interface SyncPass extends SyncCounts {
   runs: number;
 }
 
-const time = z.coerce.date().transform((d) => d.toISOString());
+const time = isoTime;
 const passRow = z.object({
   id: z.coerce.number(),
   started_at: time,
@@ -45,8 +46,8 @@ const passRow = z.object({
   lease_owner: z.string().nullable(),
   lease_until: time.nullable(),
 });
-const PASS_COLUMNS = `id, started_at, finished_at, phase, continuation, twins_read, twins_changed, twins_removed, twins_confirmed,
-  queries_used, errors, runs, lease_owner, lease_until`;
+const PASS_COLUMNS = `id, ${isoTimeAs("started_at", "started_at")}, ${isoTimeAs("finished_at", "finished_at")}, phase, continuation,
+  twins_read, twins_changed, twins_removed, twins_confirmed, queries_used, errors, runs, lease_owner, ${isoTimeAs("lease_until", "lease_until")}`;
 
 function toPass(raw: unknown): SyncPass {
   const r = passRow.parse(raw);
@@ -252,7 +253,7 @@ export interface ResyncQueueStats {
 }
 
 export async function resyncQueueStats(db: Queryable): Promise<ResyncQueueStats> {
-  const result = await db.query("SELECT count(*) AS count, min(resync_since) AS oldest FROM twins WHERE resync_needed");
-  const row = z.object({ count: z.coerce.number(), oldest: z.coerce.date().nullable() }).parse(result.rows[0]);
-  return { count: row.count, oldestSince: row.oldest?.toISOString() ?? null };
+  const result = await db.query(`SELECT count(*) AS count, ${isoTimeAs("min(resync_since)", "oldest")} FROM twins WHERE resync_needed`);
+  const row = z.object({ count: z.coerce.number(), oldest: isoTime.nullable() }).parse(result.rows[0]);
+  return { count: row.count, oldestSince: row.oldest };
 }

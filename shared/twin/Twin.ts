@@ -22,6 +22,10 @@ export interface TwinKey {
   moduleId: string | null;
 }
 
+/**
+ * The one string for a twin key: "device" or "device/module", for messages and as a map key.
+ * Unambiguous because IoT Hub device and module IDs never contain "/" (../shared/reference/iothub-facts.md §IDs).
+ */
 export function twinKeyString(key: TwinKey): string {
   return key.moduleId === null ? key.deviceId : `${key.deviceId}/${key.moduleId}`;
 }
