@@ -37,6 +37,16 @@ import type { Queryable } from "./Database";
 export class EventHubCheckpointStore implements CheckpointStore {
   constructor(private readonly db: Queryable) {}
 
+  /** `columns` of `table`'s rows of one hub and consumer group, by partition id, parsed by `row`. */
+  private async readScoped<T>(columns: string, table: string, row: z.ZodType<T>, fullyQualifiedNamespace: string, eventHubName: string, consumerGroup: string): Promise<T[]> {
+    const { rows } = await this.db.query(
+      `SELECT ${columns} FROM ${table}
+        WHERE fully_qualified_namespace = $1 AND event_hub_name = $2 AND consumer_group = $3 ORDER BY partition_id`,
+      scope(fullyQualifiedNamespace, eventHubName, consumerGroup),
+    );
+    return z.array(row).parse(rows);
+  }
+
   async listOwnership(
     fullyQualifiedNamespace: string,
     eventHubName: string,
@@ -44,15 +54,8 @@ export class EventHubCheckpointStore implements CheckpointStore {
     options: OperationOptions = {},
   ): Promise<PartitionOwnership[]> {
     throwIfAborted(options);
-    const { rows } = await this.db.query(
-      `SELECT partition_id, owner_id, etag, ${epochMs} AS last_modified_ms FROM event_hub_ownership
-        WHERE fully_qualified_namespace = $1 AND event_hub_name = $2 AND consumer_group = $3 ORDER BY partition_id`,
-      scope(fullyQualifiedNamespace, eventHubName, consumerGroup),
-    );
-    return z
-      .array(ownershipRow)
-      .parse(rows)
-      .map((r) => ({
+    const rows = await this.readScoped(`partition_id, owner_id, etag, ${epochMs} AS last_modified_ms`, "event_hub_ownership", ownershipRow, fullyQualifiedNamespace, eventHubName, consumerGroup);
+    return rows.map((r) => ({
         fullyQualifiedNamespace,
         eventHubName,
         consumerGroup,
@@ -123,15 +126,8 @@ export class EventHubCheckpointStore implements CheckpointStore {
     options: OperationOptions = {},
   ): Promise<Checkpoint[]> {
     throwIfAborted(options);
-    const { rows } = await this.db.query(
-      `SELECT partition_id, event_offset, sequence_number FROM event_hub_checkpoints
-        WHERE fully_qualified_namespace = $1 AND event_hub_name = $2 AND consumer_group = $3 ORDER BY partition_id`,
-      scope(fullyQualifiedNamespace, eventHubName, consumerGroup),
-    );
-    return z
-      .array(checkpointRow)
-      .parse(rows)
-      .map((r) => ({
+    const rows = await this.readScoped("partition_id, event_offset, sequence_number", "event_hub_checkpoints", checkpointRow, fullyQualifiedNamespace, eventHubName, consumerGroup);
+    return rows.map((r) => ({
         fullyQualifiedNamespace,
         eventHubName,
         consumerGroup,
