@@ -228,13 +228,15 @@ export function startEventHubConsumer(options: EventHubConsumerOptions): EventHu
   );
   const subscription: Promise<Subscription | undefined> = (async () => {
     if (options.forgetCheckpoints) {
-      for (;;) {
+      // The first failure is not reported: a store that cannot open at all (a bad setting, a held
+      // PGlite folder) fails the process's own start-up in the same moment, with one clear line.
+      for (let attempt = 1; ; attempt++) {
         try {
           await options.forgetCheckpoints(client.fullyQualifiedNamespace, client.eventHubName, options.consumerGroup);
           break;
         } catch (error) {
           if (abort.signal.aborted) return undefined;
-          options.warn(`${registration.name}: forgetting the previous run's checkpoints failed (${redact(error instanceof Error ? error.message : String(error))}); retrying in ${checkpointRetryMs} ms`);
+          if (attempt > 1) options.warn(`${registration.name}: forgetting the previous run's checkpoints failed (${redact(error instanceof Error ? error.message : String(error))}); retrying in ${checkpointRetryMs} ms`);
           await sleep(checkpointRetryMs, abort.signal);
         }
       }
