@@ -91,7 +91,8 @@ beforeAll(async () => {
     devices,
     seed: 5,
     // Drift only when the test says so (fleet.drift), so the reconciler has seen compliance first.
-    timing: { offlineFor: [1_500, 2_500], onlineFor: [3_600_000, 3_600_000], driftEvery: [3_600_000, 3_600_000] },
+    // Away long enough that opening the store below (slow on a loaded machine) ends before they return.
+    timing: { offlineFor: [5_000, 7_000], onlineFor: [3_600_000, 3_600_000], driftEvery: [3_600_000, 3_600_000] },
   });
   // Opens (and migrates) the store before any event, as a warm Functions instance would have.
   expect((await fetch(`http://127.0.0.1:${host.port}/api/compliance/summary`)).status).toBe(200);
