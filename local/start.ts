@@ -152,8 +152,12 @@ function say(line: string): void {
   process.stdout.write(`${line}\n`);
 }
 
+/** Set once the store opened: a timer that fires before then fails on the same store, which start-up itself reports in one line. */
+let storeOpened = false;
+
 const logSink: LogSink = (entry) => {
   if (entry.level !== "warning" && entry.level !== "error" && entry.level !== "critical") return;
+  if (!storeOpened && entry.category === "host" && entry.message.startsWith("timer ")) return;
   clearProgress();
   process.stderr.write(`[${entry.level}] ${entry.functionName}: ${redact(entry.message)}\n`);
 };
@@ -267,6 +271,7 @@ async function main(): Promise<void> {
     const apiUrl = `http://127.0.0.1:${host.port}/api`;
     // Opening the store first (PGlite boots in a few seconds) keeps the first batches from waiting on it.
     const db = await getStore();
+    storeOpened = true;
     const forgotten = await forgetPreviousRun("sim-");
     // One fleet-sync pass at start (then every minute, FLEET_SYNC_SCHEDULE): the store then holds
     // exactly the twins of the hub it runs against, whatever an earlier run left in the data folder.
