@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 /**
  * `twin-reconciler capture` against the emulator's Event Hubs (AMQP) endpoint, and capture → replay
  * equivalence: the live reconciler (the local host running reconcileTwinChanges, consuming the
@@ -199,7 +200,7 @@ test("writes to stdout, and a wrong key ends it with exit 1 and one line that do
   expect(toStdout.code).toBe(0);
   expect(toStdout.out.trim().split("\n").map((l) => JSON.parse(l).sequenceNumber as number)).toHaveLength(3);
 
-  const wrongKey = emulator.eventHubs.connectionString.replace(/SharedAccessKey=[^;]+/, "SharedAccessKey=V3ryWrongKeyV3ryWrongKey0000000000000000000=");
+  const wrongKey = emulator.eventHubs.connectionString.replace(/SharedAccessKey=[^;]+/, `SharedAccessKey=${randomBytes(32).toString("base64")}`);
   const refused = await cli(["capture", "--connection-string", wrongKey, "--count", "1", "--duration", "20s"]);
   expect({ code: refused.code, out: refused.out }).toEqual({ code: 1, out: "" });
   expect(refused.err.trim().split("\n")).toHaveLength(1);
